@@ -1,0 +1,108 @@
+"""The one data model every reader produces and every task consumes (DESIGN.md: documents are the unit of data).
+
+Offsets are token indices over the whole document, end-exclusive: ``Span(3, 5)`` covers tokens 3 and 4.
+A corpus that lacks a layer (no relations, no clusters) simply leaves it empty.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    start: int
+    end: int  # exclusive
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end <= self.start:
+            raise ValueError(f"span [{self.start}, {self.end}) is empty or negative")
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        return (self.start, self.end)
+
+
+@dataclass(frozen=True)
+class Relation:
+    head: Span
+    tail: Span
+    label: str
+
+
+@dataclass
+class Document:
+    """A document: sentences of tokens plus optional annotation layers.
+
+    ``entities``: typed spans (nesting allowed). ``relations``: directed, between spans of ``entities``.
+    ``clusters``: coreference chains of untyped spans. ``token_tags``: token-level layers such as
+    ``{"upos": [[...], ...]}``, one list per sentence.
+    """
+
+    doc_id: str
+    sentences: list[list[str]]
+    dataset: str = ""
+    entities: list[Span] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
+    clusters: list[list[Span]] = field(default_factory=list)
+    token_tags: dict[str, list[list[str]]] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> list[str]:
+        return [tok for sentence in self.sentences for tok in sentence]
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(s) for s in self.sentences)
+
+    def sentence_offsets(self) -> list[int]:
+        """Document-level index of each sentence's first token."""
+        offsets, total = [], 0
+        for sentence in self.sentences:
+            offsets.append(total)
+            total += len(sentence)
+        return offsets
+
+    def sentence_of(self, token: int) -> int:
+        for index, start in reversed(list(enumerate(self.sentence_offsets()))):
+            if token >= start:
+                return index
+        raise IndexError(token)
+
+    def entities_by_sentence(self) -> Iterator[tuple[int, list[str], list[Span]]]:
+        """Yield (sentence offset, tokens, entities inside it with sentence-level offsets)."""
+        offsets = self.sentence_offsets()
+        by_sentence: list[list[Span]] = [[] for _ in self.sentences]
+        for span in self.entities:
+            index = self.sentence_of(span.start)
+            start = offsets[index]
+            by_sentence[index].append(Span(span.start - start, span.end - start, span.label))
+        for offset, sentence, spans in zip(offsets, self.sentences, by_sentence):
+            yield offset, sentence, sorted(spans)
+
+    def validate(self, source: str = "") -> None:
+        """Raise ``ValueError`` naming the document when an annotation points outside it or at nothing."""
+        where = f"{source}: document {self.doc_id!r}" if source else f"document {self.doc_id!r}"
+        if not self.sentences or not any(self.sentences):
+            raise ValueError(f"{where} has no tokens")
+        n = self.num_tokens
+        offsets = self.sentence_offsets() + [n]
+        for span in self.entities:
+            if span.end > n:
+                raise ValueError(f"{where}: entity {span} ends after the last token ({n})")
+            sentence = self.sentence_of(span.start)
+            if span.end > offsets[sentence + 1]:
+                raise ValueError(f"{where}: entity {span} crosses a sentence boundary")
+        known = {(s.start, s.end) for s in self.entities}
+        for rel in self.relations:
+            for arg in (rel.head, rel.tail):
+                if arg.bounds not in known:
+                    raise ValueError(f"{where}: relation {rel.label} points at {arg.bounds}, which is not an entity")
+        for cluster in self.clusters:
+            for span in cluster:
+                if span.end > n:
+                    raise ValueError(f"{where}: coreference mention {span} ends after the last token ({n})")
+        for name, layer in self.token_tags.items():
+            if [len(t) for t in layer] != [len(s) for s in self.sentences]:
+                raise ValueError(f"{where}: token layer {name!r} does not match the sentence lengths")
