@@ -1,0 +1,62 @@
+import itertools
+
+import pytest
+import torch
+
+from hmtl.modules.crf import CRF, bioes_constraints
+
+
+def brute_force(crf, emissions, length):
+    transitions, start, end = crf._scores()
+    scores = {}
+    for path in itertools.product(range(crf.num_tags), repeat=length):
+        s = start[path[0]] + end[path[-1]] + sum(emissions[t, path[t]] for t in range(length))
+        s = s + sum(transitions[path[t - 1], path[t]] for t in range(1, length))
+        scores[path] = s
+    return scores
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_partition_and_viterbi_match_brute_force(constrained):
+    torch.manual_seed(0)
+    labels = ["O", "B-A", "I-A", "E-A", "S-A"]
+    crf = CRF(len(labels), bioes_constraints(labels) if constrained else None)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.normal_()
+    lengths = [4, 2, 1]
+    emissions = torch.randn(3, 4, len(labels))
+    mask = torch.tensor([[t < n for t in range(4)] for n in lengths])
+    log_z = crf.log_partition(emissions, mask)
+    paths = crf.viterbi(emissions, mask)
+    for b, n in enumerate(lengths):
+        scores = brute_force(crf, emissions[b], n)
+        expected = torch.logsumexp(torch.stack(list(scores.values())), 0)
+        assert torch.allclose(log_z[b], expected, atol=1e-4)
+        assert tuple(paths[b]) == max(scores, key=lambda k: scores[k])
+        tags = torch.tensor(paths[b] + [0] * (4 - n)).unsqueeze(0)
+        assert torch.allclose(crf.path_score(emissions[b : b + 1], tags, mask[b : b + 1])[0], scores[tuple(paths[b])])
+
+
+def test_nll_is_positive_and_trains():
+    torch.manual_seed(1)
+    crf = CRF(3)
+    emissions = torch.randn(2, 5, 3, requires_grad=True)
+    tags = torch.randint(0, 3, (2, 5))
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    nll = crf(emissions, tags, mask)
+    assert nll.item() > 0
+    nll.backward()
+    assert emissions.grad is not None
+
+
+def test_bioes_constraints():
+    labels = ["O", "B-A", "I-A", "E-A", "S-A", "B-B"]
+    allowed = bioes_constraints(labels)
+    idx = {label: i for i, label in enumerate(labels)}
+    assert not allowed[idx["O"], idx["I-A"]]
+    assert allowed[idx["B-A"], idx["I-A"]] and allowed[idx["B-A"], idx["E-A"]]
+    assert not allowed[idx["B-A"], idx["O"]]
+    assert not allowed[len(labels), idx["E-A"]]  # START -> E
+    assert not allowed[idx["B-A"], len(labels) + 1]  # B -> END
+    assert allowed[idx["S-A"], idx["B-B"]]
