@@ -1,0 +1,132 @@
+"""The hierarchical model built from a config: embedder, a stack of levels, one head per task at its level.
+
+Each level is a BiLSTM reading [base embedding ; output of the level below] (shortcut connections), so a task
+at level k trains levels 1..k; sizes are inferred from the modules below, never configured.
+Artefacts follow the Hugging Face layout: ``config.json``, ``labels.json``, ``model.safetensors``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import hmtl.tasks  # noqa: F401  (registers the task types)
+from hmtl.config import Config, LevelConfig, parse_config
+from hmtl.errors import HmtlError
+from hmtl.modules.embedder import Embedder
+from hmtl.registry import TASKS
+from hmtl.tasks.base import Instance, Task
+
+WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE = "model.safetensors", "config.json", "labels.json"
+
+
+class Level(nn.Module):
+    def __init__(self, config: LevelConfig, input_dim: int):
+        super().__init__()
+        self.lstm = nn.LSTM(input_dim, config.hidden_size, config.num_layers, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(config.dropout)
+        self.output_dim = 2 * config.hidden_size
+
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        lengths = mask.sum(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
+        output, _ = self.lstm(packed)
+        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
+        return self.dropout(output)
+
+
+class HierarchicalModel(nn.Module):
+    def __init__(self, config: Config, labels: dict):
+        """``labels``: {"characters": [...], "tasks": {task name: {namespace: [labels]}}}."""
+        super().__init__()
+        self.config = config
+        self.label_vocab = labels
+        self.embedder = Embedder(config.embedder, labels["characters"])
+        self.levels = nn.ModuleList()
+        below = 0
+        for level_config in config.levels:
+            level = Level(level_config, self.embedder.output_dim + below)
+            self.levels.append(level)
+            below = level.output_dim
+        self.tasks = nn.ModuleDict()
+        for task_config in config.tasks:
+            task_class = TASKS.get(task_config.type, f"tasks.{task_config.name}.type")
+            level = self.levels[config.level_index(task_config.level)]
+            self.tasks[task_config.name] = task_class(task_config, level.output_dim, labels["tasks"][task_config.name])
+
+    def level_names(self) -> list[str]:
+        return [level.name for level in self.config.levels]
+
+    def task(self, name: str) -> Task:
+        return self.tasks[name]
+
+    def encode(self, features: list[dict], depth: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """Base embedding, the outputs of the first ``depth`` levels, and the token mask."""
+        base, mask = self.embedder(features)
+        outputs: list[torch.Tensor] = []
+        for level in self.levels[:depth]:
+            inputs = base if not outputs else torch.cat([base, outputs[-1]], dim=-1)
+            outputs.append(level(inputs, mask))
+        return base, outputs, mask
+
+    def _task_states(self, batch: list[Instance], task_name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        depth = self.config.level_index(self.config.task(task_name).level) + 1
+        _, outputs, mask = self.encode([instance.features for instance in batch], depth)
+        return outputs[-1], mask
+
+    def forward(self, batch: list[Instance], task_name: str) -> torch.Tensor:
+        """Training loss of ``task_name`` on ``batch``."""
+        states, mask = self._task_states(batch, task_name)
+        return self.tasks[task_name].loss(states, mask, batch)
+
+    @torch.no_grad()
+    def decode(self, batch: list[Instance], task_name: str) -> list:
+        states, mask = self._task_states(batch, task_name)
+        return self.tasks[task_name].decode(states, mask, batch)
+
+    def prepare(self, instances: list[Instance]) -> list[Instance]:
+        for instance in instances:
+            if not instance.features:
+                instance.features = self.embedder.prepare(instance.tokens)
+        return instances
+
+    @torch.no_grad()
+    def encode_layers(self, sentences: list[list[str]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Token states of every layer for probing: the embedder output and each level, plus the mask."""
+        was_training = self.training
+        self.eval()
+        base, outputs, mask = self.encode([self.embedder.prepare(s) for s in sentences], len(self.levels))
+        self.train(was_training)
+        layers = {"embedder": base}
+        layers.update({name: states for name, states in zip(self.level_names(), outputs)})
+        return layers, mask
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / WEIGHTS_FILE))
+        (directory / CONFIG_FILE).write_text(self.config.model_dump_json(indent=2))
+        (directory / LABELS_FILE).write_text(json.dumps(self.label_vocab, indent=1))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "HierarchicalModel":
+        directory = Path(directory)
+        for name in (WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE):
+            if not (directory / name).exists():
+                raise HmtlError(f"{directory} is not a saved hmtl model: {name} is missing")
+        config = parse_config(json.loads((directory / CONFIG_FILE).read_text()), str(directory / CONFIG_FILE))
+        model = cls(config, json.loads((directory / LABELS_FILE).read_text()))
+        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        model.eval()
+        return model
+
+
+def load_model(serialization_dir: str | Path) -> HierarchicalModel:
+    """The best model of a training run (``<serialization_dir>/best``)."""
+    best = Path(serialization_dir) / "best"
+    if not best.is_dir():
+        raise HmtlError(f"{serialization_dir} has no trained model (expected {best}/); train one with train.py first")
+    return HierarchicalModel.from_pretrained(best)

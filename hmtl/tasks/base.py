@@ -1,0 +1,92 @@
+"""The ``Task`` interface: the only thing the trainer and the model know about a task.
+
+A task turns ``Document``s into ``Instance``s, computes a loss from the token states of its level, decodes
+predictions, and keeps metrics per label namespace (``<dataset>__<task>``). Registering a subclass with
+``@TASKS.register("type")`` makes it available to configs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import mean
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from hmtl.config import Section, TaskConfig
+from hmtl.data.document import Document
+from hmtl.errors import ConfigError
+from pydantic import ValidationError
+
+
+@dataclass
+class Instance:
+    """One training or evaluation unit (a sentence or a whole document) with its gold target."""
+
+    tokens: list[str]
+    namespace: str
+    target: Any = None
+    features: dict = field(default_factory=dict)  # the embedder's prepared features, filled once
+    source: tuple = ()  # (doc_id, sentence index) to map predictions back
+
+
+def namespace(dataset: str, task: str) -> str:
+    return f"{dataset}__{task}"
+
+
+class Task(nn.Module):
+    """Base class; subclasses define ``Options``, ``label_sets``, ``instances``, ``loss``, ``decode``, ``score``."""
+
+    class Options(Section):
+        pass
+
+    metric_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
+        super().__init__()
+        self.name = config.name
+        self.datasets = list(config.datasets)
+        self.options = self.parse_options(config)
+        self.labels = labels  # namespace -> label list
+        self.input_dim = input_dim
+
+    @classmethod
+    def parse_options(cls, config: TaskConfig) -> "Task.Options":
+        try:
+            return cls.Options.model_validate(config.options)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"tasks.{config.name}.options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            raise ConfigError(problems) from None
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [namespace(dataset, self.name) for dataset in self.datasets]
+
+    @classmethod
+    def label_sets(cls, config: TaskConfig, documents: dict[str, list[Document]]) -> dict[str, list[str]]:
+        """Label vocabulary per namespace, from the training documents of each dataset."""
+        raise NotImplementedError
+
+    def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
+        raise NotImplementedError
+
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[Any]:
+        raise NotImplementedError
+
+    def new_scorer(self) -> Any:
+        """A fresh metric accumulator with ``update(predictions, batch)`` and ``compute() -> dict``."""
+        raise NotImplementedError
+
+    def summarize(self, per_namespace: dict[str, dict[str, float]]) -> dict[str, float]:
+        """Flatten to ``<namespace>_<metric>`` plus ``MEAN__<task>_<metric>`` across this task's namespaces."""
+        flat = {f"{ns}_{key}": value for ns, metrics in per_namespace.items() for key, value in metrics.items()}
+        for key in self.metric_names:
+            values = [metrics[key] for metrics in per_namespace.values() if key in metrics]
+            if values:
+                flat[f"MEAN__{self.name}_{key}"] = mean(values)
+        return flat

@@ -1,0 +1,132 @@
+"""Sequence tagging with a linear-chain CRF: NER from entity spans (BIOES), or any token layer such as UPOS."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from hmtl.config import Section, TaskConfig
+from hmtl.data.document import Document, Span
+from hmtl.data.tagging import spans_to_tags, tags_to_spans
+from hmtl.metrics.span_f1 import SpanF1
+from hmtl.modules.crf import CRF, bioes_constraints
+from hmtl.registry import TASKS
+from hmtl.tasks.base import Instance, Task, namespace
+
+
+class TokenAccuracy:
+    def __init__(self) -> None:
+        self.correct = self.total = 0
+
+    def update(self, predicted: list[list[str]], gold: list[list[str]]) -> None:
+        for p_seq, g_seq in zip(predicted, gold):
+            self.correct += sum(p == g for p, g in zip(p_seq, g_seq))
+            self.total += len(g_seq)
+
+    def compute(self) -> dict[str, float]:
+        return {"accuracy": 100.0 * self.correct / self.total if self.total else 0.0}
+
+
+class TaggerScorer:
+    """Entity F1 (exact span and type) for span layers, token accuracy for token layers."""
+
+    def __init__(self, spans: bool):
+        self.spans = spans
+        self.metric = SpanF1() if spans else TokenAccuracy()
+
+    def update(self, predictions: list[list[str]], batch: list[Instance]) -> None:
+        gold = [instance.target for instance in batch]
+        if not self.spans:
+            self.metric.update(predictions, gold)
+            return
+        for i, (pred_tags, gold_tags) in enumerate(zip(predictions, gold)):
+            key = batch[i].source
+            self.metric.update(
+                [(key, s.start, s.end, s.label) for s in tags_to_spans(pred_tags)],
+                [(key, s.start, s.end, s.label) for s in tags_to_spans(gold_tags)],
+            )
+
+    def compute(self) -> dict[str, float]:
+        return self.metric.compute()
+
+
+@TASKS.register("crf_tagger")
+class CrfTagger(Task):
+    class Options(Section):
+        label_layer: str = "entities"  # "entities" (spans -> BIOES tags) or a Document.token_tags key
+        scheme: Literal["bioes", "iob2"] = "bioes"
+        dropout: float = 0.0
+
+    def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
+        super().__init__(config, input_dim, labels)
+        self.metric_names = ("f1",) if self.uses_spans else ("accuracy",)
+        self.dropout = nn.Dropout(self.options.dropout)
+        self.projections = nn.ModuleDict({ns: nn.Linear(input_dim, len(tags)) for ns, tags in labels.items()})
+        self.crfs = nn.ModuleDict(
+            {ns: CRF(len(tags), bioes_constraints(tags) if self.uses_spans else None) for ns, tags in labels.items()}
+        )
+        self.tag_index = {ns: {tag: i for i, tag in enumerate(tags)} for ns, tags in labels.items()}
+
+    @property
+    def uses_spans(self) -> bool:
+        return self.options.label_layer == "entities"
+
+    @classmethod
+    def label_sets(cls, config: TaskConfig, documents: dict[str, list[Document]]) -> dict[str, list[str]]:
+        options = cls.parse_options(config)
+        labels = {}
+        for dataset in config.datasets:
+            if options.label_layer == "entities":
+                types = sorted({span.label for doc in documents[dataset] for span in doc.entities})
+                prefixes = "BIES" if options.scheme == "bioes" else "BI"
+                labels[namespace(dataset, config.name)] = ["O"] + [f"{p}-{t}" for t in types for p in prefixes]
+            else:
+                tags = {tag for doc in documents[dataset] for sent in doc.token_tags.get(options.label_layer, []) for tag in sent}
+                labels[namespace(dataset, config.name)] = sorted(tags)
+        return labels
+
+    def sentence_tags(self, document: Document) -> list[list[str]]:
+        if not self.uses_spans:
+            return document.token_tags[self.options.label_layer]
+        return [
+            spans_to_tags(outermost(spans), len(tokens), self.options.scheme)
+            for _, tokens, spans in document.entities_by_sentence()
+        ]
+
+    def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
+        ns = namespace(dataset, self.name)
+        return [
+            Instance(tokens=tokens, namespace=ns, target=tags, source=(doc.doc_id, i))
+            for doc in documents
+            for i, (tokens, tags) in enumerate(zip(doc.sentences, self.sentence_tags(doc)))
+            if tokens
+        ]
+
+    def emissions(self, states: torch.Tensor, ns: str) -> torch.Tensor:
+        return self.projections[ns](self.dropout(states))
+
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
+        ns = batch[0].namespace
+        index = self.tag_index[ns]
+        tags = torch.zeros(mask.shape, dtype=torch.long)
+        for b, instance in enumerate(batch):
+            tags[b, : len(instance.target)] = torch.tensor([index.get(t, 0) for t in instance.target])
+        return self.crfs[ns](self.emissions(states, ns), tags, mask) / len(batch)
+
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[list[str]]:
+        ns = batch[0].namespace
+        paths = self.crfs[ns].viterbi(self.emissions(states, ns), mask)
+        return [[self.labels[ns][i] for i in path] for path in paths]
+
+    def new_scorer(self) -> TaggerScorer:
+        return TaggerScorer(self.uses_spans)
+
+
+def outermost(spans: list[Span]) -> list[Span]:
+    """A flat tagger sees one layer: keep the outermost of nested spans (longest first, then leftmost)."""
+    kept: list[Span] = []
+    for span in sorted(spans, key=lambda s: (s.start, -(s.end - s.start))):
+        if not kept or span.start >= kept[-1].end:
+            kept.append(span)
+    return kept

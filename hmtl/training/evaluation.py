@@ -1,0 +1,33 @@
+"""Decoding and scoring, shared by validation during training and by evaluate.py."""
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from hmtl.model import HierarchicalModel
+from hmtl.tasks.base import Instance
+from hmtl.training.batching import make_batches
+
+
+def evaluate(
+    model: HierarchicalModel,
+    instances: dict[str, list[Instance]],
+    batch_size: int,
+    description: str = "evaluating",
+    autocast: bool = False,
+) -> dict[str, float]:
+    """Metrics of every task on its instances: ``<namespace>_<metric>`` and ``MEAN__<task>_<metric>``."""
+    was_training = model.training
+    model.eval()
+    metrics: dict[str, float] = {}
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        for task_name, task_instances in instances.items():
+            task = model.task(task_name)
+            scorers = {ns: task.new_scorer() for ns in task.namespaces}
+            batches = make_batches(task_instances, batch_size)
+            for batch in tqdm(batches, desc=f"{description} {task_name}", leave=False, disable=None):
+                scorers[batch[0].namespace].update(model.decode(batch, task_name), batch)
+            present = {instance.namespace for instance in task_instances}
+            metrics.update(task.summarize({ns: s.compute() for ns, s in scorers.items() if ns in present}))
+    model.train(was_training)
+    return metrics
