@@ -38,7 +38,7 @@ class Task(nn.Module):
     """Base class; subclasses define ``Options``, ``label_sets``, ``instances``, ``loss``, ``decode``, ``score``."""
 
     class Options(Section):
-        pass
+        batch_size: int | None = None  # instances per batch for this task; default: trainer.batch_size
 
     metric_names: ClassVar[tuple[str, ...]] = ()
 
@@ -59,6 +59,9 @@ class Task(nn.Module):
                 f"tasks.{config.name}.options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
             )
             raise ConfigError(problems) from None
+
+    def batch_size(self, default: int) -> int:
+        return self.options.batch_size or default
 
     @property
     def namespaces(self) -> list[str]:

@@ -6,7 +6,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from hmtl.config import Section, TaskConfig
+from hmtl.config import TaskConfig
 from hmtl.data.document import Document, Span
 from hmtl.data.tagging import spans_to_tags, tags_to_spans
 from hmtl.metrics.span_f1 import SpanF1
@@ -53,7 +53,7 @@ class TaggerScorer:
 
 @TASKS.register("crf_tagger")
 class CrfTagger(Task):
-    class Options(Section):
+    class Options(Task.Options):
         label_layer: str = "entities"  # "entities" (spans -> BIOES tags) or a Document.token_tags key
         scheme: Literal["bioes", "iob2"] = "bioes"
         dropout: float = 0.0

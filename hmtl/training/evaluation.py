@@ -24,7 +24,7 @@ def evaluate(
         for task_name, task_instances in instances.items():
             task = model.task(task_name)
             scorers = {ns: task.new_scorer() for ns in task.namespaces}
-            batches = make_batches(task_instances, batch_size)
+            batches = make_batches(task_instances, task.batch_size(batch_size))
             for batch in tqdm(batches, desc=f"{description} {task_name}", leave=False, disable=None):
                 scorers[batch[0].namespace].update(model.decode(batch, task_name), batch)
             present = {instance.namespace for instance in task_instances}

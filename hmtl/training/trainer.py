@@ -139,10 +139,12 @@ class Trainer:
         return torch.optim.AdamW(groups, weight_decay=trainer.weight_decay)
 
     def _steps_per_epoch(self) -> int:
-        size = self.config.trainer.batch_size
-        steps = sum(math.ceil(len(instances) / size) for instances in self.instances["train"].values())
+        steps = sum(math.ceil(len(instances) / self._batch_size(task)) for task, instances in self.instances["train"].items())
         cap = self.config.trainer.max_steps_per_epoch
         return min(steps, cap) if cap else steps
+
+    def _batch_size(self, task: str) -> int:
+        return self.model.task(task).batch_size(self.config.trainer.batch_size)
 
     def _lr_lambda(self, total: int):
         warmup = int(self.config.trainer.warmup_ratio * total)
@@ -239,7 +241,7 @@ class Trainer:
 
     def _train_epoch(self, writer) -> dict[str, float]:
         trainer = self.config.trainer
-        batches = {task: make_batches(instances, trainer.batch_size, self.rng) for task, instances in self.instances["train"].items()}
+        batches = {task: make_batches(instances, self._batch_size(task), self.rng) for task, instances in self.instances["train"].items()}
         sizes = {task: len(b) for task, b in batches.items()}
         schedule = task_schedule(sizes, self.config.sampler, self.steps_per_epoch, self.rng)
         probabilities = SAMPLERS.get(self.config.sampler.type)(sizes, self.config.sampler)
@@ -250,7 +252,7 @@ class Trainer:
         progress = tqdm(schedule, desc=f"epoch {self.epoch + 1}/{trainer.num_epochs}", disable=None)
         for step, task in enumerate(progress, start=1):
             if cursors[task] == len(batches[task]):  # a task sampled more than its size starts a new pass
-                batches[task] = make_batches(self.instances["train"][task], trainer.batch_size, self.rng)
+                batches[task] = make_batches(self.instances["train"][task], self._batch_size(task), self.rng)
                 cursors[task] = 0
             batch = batches[task][cursors[task]]
             cursors[task] += 1

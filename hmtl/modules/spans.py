@@ -1,0 +1,79 @@
+"""Spans for the upper tasks: enumeration up to a maximum width, representations (end points + width embedding +
+attention-weighted tokens, Lee et al. 2017), scoring and pruning to the best k per word."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def enumerate_spans(sentence_lengths: list[int], max_width: int) -> list[tuple[int, int]]:
+    """All (start, end-exclusive) spans of at most ``max_width`` tokens that stay inside one sentence."""
+    spans, offset = [], 0
+    for length in sentence_lengths:
+        for start in range(offset, offset + length):
+            for end in range(start + 1, min(start + max_width, offset + length) + 1):
+                spans.append((start, end))
+        offset += length
+    return spans
+
+
+def span_tensor(batch_spans: list[list[tuple[int, int]]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad lists of spans to (B, S, 2) with a (B, S) mask."""
+    most = max(1, max(len(spans) for spans in batch_spans))
+    tensor = torch.zeros(len(batch_spans), most, 2, dtype=torch.long)
+    mask = torch.zeros(len(batch_spans), most, dtype=torch.bool)
+    for b, spans in enumerate(batch_spans):
+        if spans:
+            tensor[b, : len(spans)] = torch.tensor(spans)
+            mask[b, : len(spans)] = True
+    tensor[..., 1] = torch.where(mask, tensor[..., 1], torch.ones_like(tensor[..., 1]))
+    return tensor, mask
+
+
+def feedforward(input_dim: int, hidden: int, output: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, output))
+
+
+class SpanExtractor(nn.Module):
+    """g = [h_start ; h_end ; width embedding ; attention-weighted sum of the span's tokens]."""
+
+    def __init__(self, input_dim: int, max_width: int, width_dim: int = 20):
+        super().__init__()
+        self.max_width = max_width
+        self.width = nn.Embedding(max_width + 1, width_dim)
+        self.attention = nn.Linear(input_dim, 1)
+        self.output_dim = 3 * input_dim + width_dim
+
+    def forward(self, states: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+        """states (B, T, D), spans (B, S, 2) end-exclusive -> (B, S, output_dim)."""
+        batch, _, dim = states.shape
+        starts, ends = spans[..., 0], spans[..., 1] - 1
+        widths = (ends - starts).clamp(0, self.max_width)
+
+        def gather(positions: torch.Tensor) -> torch.Tensor:  # (B, S, ...) token indices -> their states
+            flat = positions.reshape(batch, -1)
+            return states.gather(1, flat.unsqueeze(-1).expand(-1, -1, dim)).view(*positions.shape, dim)
+
+        offsets = torch.arange(self.max_width, device=states.device)
+        positions = starts.unsqueeze(-1) + offsets  # (B, S, W)
+        inside = positions <= ends.unsqueeze(-1)
+        positions = torch.minimum(positions, ends.unsqueeze(-1))
+        token_scores = self.attention(states).squeeze(-1)  # (B, T)
+        scores = token_scores.gather(1, positions.reshape(batch, -1)).view(positions.shape)
+        weights = torch.softmax(scores.masked_fill(~inside, -1e4), dim=-1)
+        attended = (weights.unsqueeze(-1) * gather(positions)).sum(-2)
+        return torch.cat([gather(starts), gather(ends), self.width(widths), attended], dim=-1)
+
+
+def prune(scores: torch.Tensor, mask: torch.Tensor, keep: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (B, K) of the ``keep[b]`` best-scoring valid spans per item, in span order, and their mask."""
+    chosen = [
+        scores[b].masked_fill(~mask[b], float("-inf")).topk(min(k, int(mask[b].sum()))).indices.sort().values
+        for b, k in enumerate(keep)
+    ]
+    indices = torch.zeros(len(keep), max(1, max(len(c) for c in chosen)), dtype=torch.long)
+    kept = torch.zeros_like(indices, dtype=torch.bool)
+    for b, c in enumerate(chosen):
+        indices[b, : len(c)] = c
+        kept[b, : len(c)] = True
+    return indices, kept

@@ -1,0 +1,130 @@
+"""End-to-end coreference by mention ranking (Lee et al. 2017) with coarse-to-fine antecedent pruning
+(Lee et al. 2018), on whole documents.
+
+Spans up to ``max_width`` are scored as mentions; the best ``mention_ratio`` per word survive; each keeps its
+``max_antecedents`` best earlier mentions by a cheap bilinear score, which a feed-forward scorer then refines.
+The loss is the marginal log-likelihood of all gold antecedents (or the dummy antecedent for a new entity).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from hmtl.config import TaskConfig
+from hmtl.data.document import Document
+from hmtl.metrics.coref import CorefMetrics
+from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, prune, span_tensor
+from hmtl.registry import TASKS
+from hmtl.tasks.base import Instance, Task, namespace
+from hmtl.tasks.span_classifier import span_instances
+
+DISTANCE_BUCKETS = [1, 2, 3, 4, 5, 8, 16, 32, 64]
+
+
+def distance_bucket(distance: torch.Tensor) -> torch.Tensor:
+    return torch.bucketize(distance, torch.tensor(DISTANCE_BUCKETS, device=distance.device))
+
+
+class CorefScorer:
+    def __init__(self) -> None:
+        self.metric = CorefMetrics()
+
+    def update(self, predictions: list[list[list[tuple[int, int]]]], batch: list[Instance]) -> None:
+        for clusters, instance in zip(predictions, batch):
+            self.metric.update(clusters, [[s.bounds for s in cluster] for cluster in instance.target.clusters])
+
+    def compute(self) -> dict[str, float]:
+        return self.metric.compute()
+
+
+@TASKS.register("coreference")
+class Coreference(Task):
+    metric_names = ("avg_f1", "muc_f1", "b3_f1", "ceafe_f1")
+
+    class Options(Task.Options):
+        max_width: int = 10
+        mention_ratio: float = 0.4
+        max_antecedents: int = 50
+        hidden_size: int = 150
+        dropout: float = 0.3
+        batch_size: int | None = 1
+
+    def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
+        super().__init__(config, input_dim, labels)
+        options = self.options
+        self.extractor = SpanExtractor(input_dim, options.max_width)
+        dim = self.extractor.output_dim
+        self.mention_scorer = feedforward(dim, options.hidden_size, 1, options.dropout)
+        self.coarse = nn.Linear(dim, dim, bias=False)
+        self.distance = nn.Embedding(len(DISTANCE_BUCKETS) + 1, 20)
+        self.pair_scorer = feedforward(3 * dim + 20, options.hidden_size, 1, options.dropout)
+
+    @classmethod
+    def label_sets(cls, config: TaskConfig, documents: dict[str, list[Document]]) -> dict[str, list[str]]:
+        return {namespace(d, config.name): [] for d in config.datasets}
+
+    def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
+        return span_instances(documents, namespace(dataset, self.name), "document")
+
+    def _score(self, states: torch.Tensor, instance: Instance, b: int) -> tuple:
+        """Pruned mentions, their top antecedents and the antecedent scores (dummy first) for one document."""
+        spans = enumerate_spans(instance.target.lengths, self.options.max_width)
+        tensor, span_mask = span_tensor([spans])
+        representations = self.extractor(states[b : b + 1], tensor)[0]
+        mention_scores = self.mention_scorer(representations).squeeze(-1)
+        keep = max(1, math.ceil(self.options.mention_ratio * sum(instance.target.lengths)))
+        kept, _ = prune(mention_scores.unsqueeze(0).detach(), span_mask, [keep])
+        kept = kept[0]
+        g, s_m = representations[kept], mention_scores[kept]
+        k = g.size(0)
+        earlier = torch.arange(k).unsqueeze(1) > torch.arange(k).unsqueeze(0)  # (i, j): j is before i
+        coarse = s_m.unsqueeze(1) + s_m.unsqueeze(0) + self.coarse(g) @ g.t()
+        coarse = coarse.masked_fill(~earlier, float("-inf"))
+        top = min(self.options.max_antecedents, k)
+        coarse_top, antecedents = coarse.topk(top, dim=1)  # (k, top)
+        valid = torch.isfinite(coarse_top)
+        gi = g.unsqueeze(1).expand(-1, top, -1)
+        gj = g[antecedents]
+        distance = distance_bucket((torch.arange(k).unsqueeze(1) - antecedents).clamp(min=0))
+        fine = self.pair_scorer(torch.cat([gi, gj, gi * gj, self.distance(distance)], dim=-1)).squeeze(-1)
+        scores = (coarse_top.masked_fill(~valid, 0) + fine).masked_fill(~valid, -1e4)
+        scores = torch.cat([scores.new_zeros(k, 1), scores], dim=1)  # dummy antecedent scores 0
+        mentions = [spans[i] for i in kept.tolist()]
+        return mentions, antecedents, valid, scores
+
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
+        total = states.new_zeros(())
+        for b, instance in enumerate(batch):
+            mentions, antecedents, valid, scores = self._score(states, instance, b)
+            cluster_of = {span.bounds: c for c, cluster in enumerate(instance.target.clusters) for span in cluster}
+            ids = torch.tensor([cluster_of.get(m, -1 - i) for i, m in enumerate(mentions)])
+            gold = (ids[antecedents] == ids.unsqueeze(1)) & valid & (ids.unsqueeze(1) >= 0)
+            gold = torch.cat([~gold.any(1, keepdim=True), gold], dim=1)
+            scores = scores.float()
+            total = total + (torch.logsumexp(scores, 1) - torch.logsumexp(scores.masked_fill(~gold, -1e4), 1)).sum()
+        return total / len(batch)
+
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[list[list[tuple[int, int]]]]:
+        predictions = []
+        for b, instance in enumerate(batch):
+            mentions, antecedents, _, scores = self._score(states, instance, b)
+            best = scores.argmax(1).tolist()
+            cluster_of: dict[int, int] = {}
+            clusters: list[list[tuple[int, int]]] = []
+            for i, choice in enumerate(best):
+                if choice == 0:
+                    continue
+                j = int(antecedents[i, choice - 1])
+                if j not in cluster_of:
+                    cluster_of[j] = len(clusters)
+                    clusters.append([mentions[j]])
+                cluster_of[i] = cluster_of[j]
+                clusters[cluster_of[j]].append(mentions[i])
+            predictions.append(clusters)
+        return predictions
+
+    def new_scorer(self) -> CorefScorer:
+        return CorefScorer()
+

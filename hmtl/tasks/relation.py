@@ -1,0 +1,122 @@
+"""Relation extraction between predicted mentions (SpERT-style, on the hierarchy's states): the task classifies
+spans into entity types, then every ordered pair of candidate mentions into a relation label or none.
+
+Training pairs: gold entities plus the highest-scoring other spans, all positive pairs, and at most
+``negative_samples`` sampled negative pairs per instance. Decoding pairs: the spans predicted as entities.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from hmtl.config import TaskConfig
+from hmtl.data.document import Document, Relation, Span
+from hmtl.metrics.relation import RelationF1
+from hmtl.metrics.span_f1 import SpanF1
+from hmtl.modules.spans import feedforward
+from hmtl.registry import TASKS
+from hmtl.tasks.base import Instance, namespace
+from hmtl.tasks.span_classifier import NULL, SpanClassifier
+
+
+class RelationScorer:
+    def __init__(self) -> None:
+        self.relations = RelationF1()
+        self.entities = SpanF1()
+
+    def update(self, predictions: list[tuple[list[Span], list[Relation]]], batch: list[Instance]) -> None:
+        for (entities, relations), instance in zip(predictions, batch):
+            key = instance.source
+            self.entities.update([(key, s.start, s.end, s.label) for s in entities], [(key, s.start, s.end, s.label) for s in instance.target.entities])
+            self.relations.update(relations, instance.target.relations)
+
+    def compute(self) -> dict[str, float]:
+        metrics = self.relations.compute()
+        metrics.update({f"entity_{k}": v for k, v in self.entities.compute().items() if not k.startswith("f1_")})
+        return metrics
+
+
+@TASKS.register("relation")
+class RelationExtractor(SpanClassifier):
+    metric_names = ("strict_micro_f1", "boundaries_micro_f1", "strict_macro_f1", "entity_f1")
+
+    class Options(SpanClassifier.Options):
+        candidate_ratio: float = 0.4  # candidate mentions per token when training
+        negative_samples: int = 100
+        relation_weight: float = 1.0
+
+    def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, dict[str, list[str]]]):
+        super().__init__(config, input_dim, {ns: both["entities"] for ns, both in labels.items()})
+        self.relation_labels = {ns: both["relations"] for ns, both in labels.items()}
+        self.labels = labels
+        pair_dim = 3 * self.extractor.output_dim
+        self.pair_classifiers = nn.ModuleDict(
+            {ns: feedforward(pair_dim, self.options.hidden_size, len(rels), self.options.dropout) for ns, rels in self.relation_labels.items()}
+        )
+        self.relation_index = {ns: {r: i for i, r in enumerate(rels)} for ns, rels in self.relation_labels.items()}
+
+    @classmethod
+    def label_sets(cls, config: TaskConfig, documents: dict[str, list[Document]]) -> dict[str, dict[str, list[str]]]:
+        entity_types = SpanClassifier.label_sets(config, documents)
+        return {
+            ns: {"entities": types, "relations": [NULL] + sorted({r.label for doc in documents[d] for r in doc.relations})}
+            for d in config.datasets
+            for ns, types in [(namespace(d, config.name), entity_types[namespace(d, config.name)])]
+        }
+
+    def entity_types(self, ns: str) -> list[str]:
+        return self.labels[ns]["entities"]
+
+    def _pair_logits(self, representations: torch.Tensor, pairs: torch.Tensor, ns: str) -> torch.Tensor:
+        head, tail = representations[pairs[:, 0]], representations[pairs[:, 1]]
+        return self.pair_classifiers[ns](torch.cat([head, tail, head * tail], dim=-1))
+
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
+        spans, _, span_mask, logits, representations = self._logits(states, batch, with_representations=True)
+        entity_loss = self._entity_loss(spans, span_mask, logits, batch)
+        ns = batch[0].namespace
+        index = self.relation_index[ns]
+        not_null = 1 - logits.float().softmax(-1)[..., 0]
+        pair_losses = []
+        for b, instance in enumerate(batch):
+            position = {bounds: k for k, bounds in enumerate(spans[b])}
+            gold_spans = [position[e.bounds] for e in instance.target.entities if e.bounds in position]
+            keep = math.ceil(self.options.candidate_ratio * sum(instance.target.lengths))
+            ranked = not_null[b, : len(spans[b])].topk(min(keep, len(spans[b]))).indices.tolist()
+            candidates = list(dict.fromkeys(gold_spans + ranked))
+            gold = {(position[r.head.bounds], position[r.tail.bounds]): index.get(r.label, 0) for r in instance.target.relations
+                    if r.head.bounds in position and r.tail.bounds in position}
+            negatives = [(h, t) for h in candidates for t in candidates if h != t and (h, t) not in gold]
+            if len(negatives) > self.options.negative_samples:
+                chosen = torch.randperm(len(negatives))[: self.options.negative_samples].tolist()
+                negatives = [negatives[i] for i in chosen]
+            pairs = list(gold) + negatives
+            if not pairs:
+                continue
+            labels = torch.tensor([gold.get(p, 0) for p in pairs])
+            pair_logits = self._pair_logits(representations[b], torch.tensor(pairs), ns)
+            pair_losses.append(nn.functional.cross_entropy(pair_logits.float(), labels, reduction="sum"))
+        relation_loss = torch.stack(pair_losses).sum() / len(batch) if pair_losses else logits.sum() * 0
+        return entity_loss + self.options.relation_weight * relation_loss
+
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[tuple[list[Span], list[Relation]]]:
+        spans, _, span_mask, logits, representations = self._logits(states, batch, with_representations=True)
+        entities = self._decode_entities(spans, span_mask, logits, batch)
+        ns = batch[0].namespace
+        relation_labels = self.relation_labels[ns]
+        position = [{bounds: k for k, bounds in enumerate(s)} for s in spans]
+        results = []
+        for b, found in enumerate(entities):
+            relations = []
+            if len(found) > 1:
+                pairs = [(h, t) for h in range(len(found)) for t in range(len(found)) if h != t]
+                rows = torch.tensor([(position[b][found[h].bounds], position[b][found[t].bounds]) for h, t in pairs])
+                predicted = self._pair_logits(representations[b], rows, ns).argmax(-1).tolist()
+                relations = [Relation(found[h], found[t], relation_labels[p]) for (h, t), p in zip(pairs, predicted) if p]
+            results.append((found, relations))
+        return results
+
+    def new_scorer(self) -> RelationScorer:
+        return RelationScorer()

@@ -1,0 +1,149 @@
+"""Typed span classification: entity mention detection with nested mentions (GUM, LitBank), or span-based NER
+with a maximum entity length (SpanMarker style, ``flat: true`` keeps the best non-overlapping spans)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from hmtl.config import TaskConfig
+from hmtl.data.document import Document, Relation, Span
+from hmtl.metrics.span_f1 import SpanF1
+from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, span_tensor
+from hmtl.registry import TASKS
+from hmtl.tasks.base import Instance, Task, namespace
+
+NULL = "O"
+
+
+@dataclass
+class SpanTarget:
+    """Gold annotation of one sentence or document, offsets relative to the instance's first token."""
+
+    lengths: list[int]
+    entities: list[Span] = field(default_factory=list)
+    relations: list[Relation] = field(default_factory=list)
+    clusters: list[list[Span]] = field(default_factory=list)
+
+
+def _shift(span: Span, offset: int) -> Span:
+    return Span(span.start - offset, span.end - offset, span.label)
+
+
+def span_instances(documents: list[Document], ns: str, unit: Literal["sentence", "document"]) -> list[Instance]:
+    """Sentence instances (entities and relations inside the sentence) or whole-document instances."""
+    instances = []
+    for doc in documents:
+        if unit == "document":
+            target = SpanTarget([len(s) for s in doc.sentences], list(doc.entities), list(doc.relations), [list(c) for c in doc.clusters])
+            instances.append(Instance(doc.tokens, ns, target, source=(doc.doc_id,)))
+            continue
+        offsets = doc.sentence_offsets()
+        for index, (offset, sentence) in enumerate(zip(offsets, doc.sentences)):
+            end = offset + len(sentence)
+            inside = lambda s: offset <= s.start and s.end <= end  # noqa: E731
+            target = SpanTarget(
+                [len(sentence)],
+                [_shift(s, offset) for s in doc.entities if inside(s)],
+                [Relation(_shift(r.head, offset), _shift(r.tail, offset), r.label) for r in doc.relations if inside(r.head) and inside(r.tail)],
+            )
+            if sentence:
+                instances.append(Instance(sentence, ns, target, source=(doc.doc_id, index)))
+    return instances
+
+
+class SpanScorer:
+    def __init__(self) -> None:
+        self.metric = SpanF1()
+
+    def update(self, predictions: list[list[Span]], batch: list[Instance]) -> None:
+        for spans, instance in zip(predictions, batch):
+            key = instance.source
+            self.metric.update([(key, s.start, s.end, s.label) for s in spans], [(key, s.start, s.end, s.label) for s in instance.target.entities])
+
+    def compute(self) -> dict[str, float]:
+        return self.metric.compute()
+
+
+def flat_decode(candidates: list[tuple[float, Span]]) -> list[Span]:
+    """Best-scoring first, drop any span overlapping one already kept."""
+    kept: list[Span] = []
+    for _, span in sorted(candidates, key=lambda c: -c[0]):
+        if all(span.end <= k.start or span.start >= k.end for k in kept):
+            kept.append(span)
+    return sorted(kept)
+
+
+@TASKS.register("span_classifier")
+class SpanClassifier(Task):
+    metric_names = ("f1",)
+
+    class Options(Task.Options):
+        max_width: int = 10
+        hidden_size: int = 150
+        dropout: float = 0.3
+        flat: bool = False  # span-based flat NER: keep the best non-overlapping spans
+        unit: Literal["sentence", "document"] = "sentence"
+
+    def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
+        super().__init__(config, input_dim, labels)
+        self.extractor = SpanExtractor(input_dim, self.options.max_width)
+        self.classifiers = nn.ModuleDict(
+            {ns: feedforward(self.extractor.output_dim, self.options.hidden_size, len(types), self.options.dropout) for ns, types in labels.items()}
+        )
+        self.type_index = {ns: {t: i for i, t in enumerate(types)} for ns, types in labels.items()}
+
+    @classmethod
+    def label_sets(cls, config: TaskConfig, documents: dict[str, list[Document]]) -> dict[str, list[str]]:
+        return {
+            namespace(d, config.name): [NULL] + sorted({s.label for doc in documents[d] for s in doc.entities})
+            for d in config.datasets
+        }
+
+    def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
+        return span_instances(documents, namespace(dataset, self.name), self.options.unit)
+
+    def entity_types(self, ns: str) -> list[str]:
+        return self.labels[ns]
+
+    def _logits(self, states: torch.Tensor, batch: list[Instance], with_representations: bool = False) -> tuple:
+        """Enumerated spans per instance, their (B, S, 2) tensor and mask, type logits (and representations)."""
+        spans = [enumerate_spans(i.target.lengths, self.options.max_width) for i in batch]
+        tensor, mask = span_tensor(spans)
+        representations = self.extractor(states, tensor)
+        logits = self.classifiers[batch[0].namespace](representations)
+        return (spans, tensor, mask, logits, representations) if with_representations else (spans, tensor, mask, logits)
+
+    def _entity_loss(self, spans: list, span_mask: torch.Tensor, logits: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
+        index = self.type_index[batch[0].namespace]
+        gold = torch.zeros(span_mask.shape, dtype=torch.long)
+        for b, instance in enumerate(batch):
+            position = {bounds: k for k, bounds in enumerate(spans[b])}
+            for entity in instance.target.entities:
+                if entity.bounds in position:
+                    gold[b, position[entity.bounds]] = index.get(entity.label, 0)
+        losses = nn.functional.cross_entropy(logits.float().flatten(0, 1), gold.flatten(), reduction="none")
+        return (losses * span_mask.flatten()).sum() / len(batch)
+
+    def _decode_entities(self, spans: list, span_mask: torch.Tensor, logits: torch.Tensor, batch: list[Instance]) -> list[list[Span]]:
+        types = self.entity_types(batch[0].namespace)
+        best, label = logits.float().softmax(-1).max(-1)
+        predictions = []
+        for b in range(len(batch)):
+            found = [i for i in (label[b] > 0).nonzero().flatten().tolist() if span_mask[b, i]]
+            candidates = [(float(best[b, i]), Span(*spans[b][i], types[int(label[b, i])])) for i in found]
+            predictions.append(flat_decode(candidates) if self.options.flat else sorted(s for _, s in candidates))
+        return predictions
+
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
+        spans, _, span_mask, logits = self._logits(states, batch)
+        return self._entity_loss(spans, span_mask, logits, batch)
+
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[list[Span]]:
+        spans, _, span_mask, logits = self._logits(states, batch)
+        return self._decode_entities(spans, span_mask, logits, batch)
+
+    def new_scorer(self) -> SpanScorer:
+        return SpanScorer()
