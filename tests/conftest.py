@@ -1,0 +1,37 @@
+import json
+
+import pytest
+
+SENTENCES = [
+    [("Ada", "B-PER"), ("Lovelace", "I-PER"), ("lived", "O"), ("in", "O"), ("London", "B-LOC"), (".", "O")],
+    [("IBM", "B-ORG"), ("hired", "O"), ("Grace", "B-PER"), ("Hopper", "I-PER"), (".", "O")],
+    [("Paris", "B-LOC"), ("is", "O"), ("in", "O"), ("France", "B-LOC"), (".", "O")],
+    [("She", "O"), ("joined", "O"), ("Google", "B-ORG"), ("in", "O"), ("Zurich", "B-LOC"), (".", "O")],
+]
+
+
+def write_conll(path, sentences, repeat=1):
+    lines = ["-DOCSTART- -X- O O", ""]
+    for _ in range(repeat):
+        for sentence in sentences:
+            lines += [f"{token} NN I-NP {tag}" for token, tag in sentence] + [""]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def tiny_ner_config(tmp_path):
+    """A small, fast NER config over a tiny CoNLL corpus written to tmp_path; returns the config path."""
+    train = write_conll(tmp_path / "train.conll", SENTENCES, repeat=3)
+    dev = write_conll(tmp_path / "dev.conll", SENTENCES)
+    config = {
+        "seed": 3,
+        "data": {"tiny": {"reader": "conll2003", "train": str(train), "validation": str(dev), "test": str(dev)}},
+        "embedder": {"char_cnn": {"embedding_dim": 8, "num_filters": 8}, "dropout": 0.1},
+        "levels": [{"name": "low", "hidden_size": 16, "dropout": 0.1}],
+        "tasks": [{"name": "ner", "type": "crf_tagger", "level": "low", "datasets": ["tiny"]}],
+        "trainer": {"num_epochs": 3, "batch_size": 4, "learning_rate": 0.01, "validation_metric": "+MEAN__ner_f1"},
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return path

@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+from hmtl.cli import evaluate_main, train_main
+from hmtl.config import load_config
+from hmtl.errors import ConfigError, HmtlError
+from hmtl.model import load_model
+from hmtl.training.trainer import Trainer
+
+
+def train(config_path, out, overrides=None, recover=False):
+    config = load_config(out / "config.json" if recover else config_path, overrides, expand=not recover)
+    return Trainer(config, out, recover=recover).train()
+
+
+def epochs(out):
+    return [e["validation"] for e in json.loads((out / "metrics.json").read_text())["epochs"]]
+
+
+def test_training_writes_the_whole_story(tiny_ner_config, tmp_path):
+    out = tmp_path / "run"
+    test = train(tiny_ner_config, out)
+    assert test["MEAN__ner_f1"] == test["tiny__ner_f1"]
+    for name in ("config.json", "labels.json", "metrics.json", "best/model.safetensors", "last/trainer_state.pt"):
+        assert (out / name).exists(), name
+    assert list((out / "log").glob("events.out.tfevents*"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 3 and metrics["test"] == test and "best_epoch" in metrics
+    model = load_model(out)
+    layers, mask = model.encode_layers([["Ada", "lived", "in", "Paris"]])
+    assert set(layers) == {"embedder", "low"} and layers["low"].shape[:2] == mask.shape
+
+
+def test_fixed_seed_gives_identical_metrics(tiny_ner_config, tmp_path):
+    train(tiny_ner_config, tmp_path / "a")
+    train(tiny_ner_config, tmp_path / "b")
+    assert epochs(tmp_path / "a") == epochs(tmp_path / "b")
+
+
+def test_recover_continues_exactly_where_it_stopped(tiny_ner_config, tmp_path):
+    train(tiny_ner_config, tmp_path / "straight")
+    train(tiny_ner_config, tmp_path / "interrupted", {"trainer": {"num_epochs": 2}})
+    train(tiny_ner_config, tmp_path / "interrupted", {"trainer": {"num_epochs": 3}}, recover=True)
+    assert epochs(tmp_path / "interrupted") == epochs(tmp_path / "straight")
+
+
+def test_existing_run_is_not_overwritten_and_recover_needs_a_checkpoint(tiny_ner_config, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_ner_config, out, {"trainer": {"num_epochs": 1}})
+    with pytest.raises(HmtlError, match="--recover"):
+        train(tiny_ner_config, out)
+    with pytest.raises(HmtlError, match="no checkpoint"):
+        Trainer(load_config(tiny_ner_config), tmp_path / "empty", recover=True)
+
+
+def test_unknown_validation_metric_is_named(tiny_ner_config, tmp_path):
+    with pytest.raises(ConfigError, match="MEAN__ner_f2"):
+        train(tiny_ner_config, tmp_path / "run", {"trainer": {"num_epochs": 1, "validation_metric": "+MEAN__ner_f2"}})
+
+
+def test_cli_train_and_evaluate(tiny_ner_config, tmp_path, capsys):
+    out = tmp_path / "cli"
+    train_main(["--config_file_path", str(tiny_ner_config), "--serialization_dir", str(out), "--overrides", '{"trainer": {"num_epochs": 1}}'])
+    assert json.loads((out / "config.json").read_text())["trainer"]["num_epochs"] == 1
+    evaluate_main(["--serialization_dir", str(out)])
+    assert "tiny__ner_f1" in json.loads((out / "evaluation.json").read_text())
+    dev = json.loads((out / "config.json").read_text())["data"]["tiny"]["validation"]
+    evaluate_main(["--serialization_dir", str(out), "--evaluation_data_file", dev, "--output_file", str(tmp_path / "e.json")])
+    assert (tmp_path / "e.json").exists()
+    assert "MEAN__ner_f1" in capsys.readouterr().out
+
+
+def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_main(["--serialization_dir", str(tmp_path / "nothing")])
+    assert exit_info.value.code == 2
+    assert "has no trained model" in capsys.readouterr().err
