@@ -1,61 +1,107 @@
-"""Tag schemes for flat spans: decode IOB1, IOB2 and BIOES/BILOU with conlleval semantics; encode BIOES or IOB2."""
+"""Tag schemes for flat spans.
+
+``tags_to_spans`` decodes IOB1, IOB2 (BIO), BIOES and BILOU alike, with the chunk boundaries of conlleval (the
+CoNLL shared-task scorer, in its BIOES-aware form):
+
+- a chunk starts at ``B-``/``S-``/``U-``, at ``I-``/``E-``/``L-`` after ``O`` or after a chunk that has ended
+  (``E-``/``L-``/``S-``/``U-``), and wherever the type changes;
+- a chunk ends before ``O``, ``B-``, ``S-``/``U-``, after ``E-``/``L-``/``S-``/``U-``, and wherever the type changes.
+
+So IOB1 ``I-PER I-PER`` is one chunk, ``O I-ORG`` starts one, ``I-PER I-LOC`` is two, ``B-PER I-PER B-PER`` is two.
+``spans_to_tags`` encodes non-overlapping spans as BIOES, IOB2 or IOB1.
+"""
 from __future__ import annotations
+
+from typing import Iterable, Sequence
 
 from hmtl.data.document import Span
 
-PREFIXES = {"B", "I", "E", "S", "L", "U"}
+#: BILOU prefixes are read as their BIOES equivalents.
+PREFIXES = {"B": "B", "I": "I", "E": "E", "S": "S", "L": "E", "U": "S"}
+SCHEMES = ("bioes", "iob2", "iob1")
 
 
 def split_tag(tag: str) -> tuple[str, str]:
-    """``"B-PER" -> ("B", "PER")``, ``"O" -> ("O", "")``; anything else is a ValueError naming the tag."""
+    """``"B-PER" -> ("B", "PER")``, ``"L-PER" -> ("E", "PER")``, ``"O" -> ("O", "")``.
+
+    Anything else (``"X-PER"``, ``"B-"``, ``"PER"``, ``""``) is a ValueError naming the tag."""
     if tag == "O":
         return "O", ""
     prefix, sep, label = tag.partition("-")
     if not sep or prefix not in PREFIXES or not label:
         raise ValueError(f"invalid tag {tag!r}: expected O or one of B-, I-, E-, S-, L-, U- followed by a type")
-    return prefix, label
+    return PREFIXES[prefix], label
 
 
-def tags_to_spans(tags: list[str]) -> list[Span]:
-    """Chunks as conlleval finds them: a chunk starts at B/S/U, at I/E/L after O, or at a change of type;
-    it ends before O, B, S, U, after E/L/S/U, or at a change of type."""
+def _chunk_ends(previous: str, previous_type: str, prefix: str, label: str) -> bool:
+    """Does the chunk holding the previous token end before this token?"""
+    if previous in ("E", "S"):
+        return True
+    if previous in ("B", "I") and prefix in ("B", "S", "O"):
+        return True
+    return previous != "O" and previous_type != label
+
+
+def _chunk_starts(previous: str, previous_type: str, prefix: str, label: str) -> bool:
+    """Does a new chunk start at this token?"""
+    if prefix in ("B", "S"):
+        return True
+    if prefix in ("I", "E") and previous in ("O", "E", "S"):
+        return True
+    return prefix != "O" and previous_type != label
+
+
+def tags_to_spans(tags: Sequence[str]) -> list[Span]:
+    """Decode a tag sequence in any of IOB1 / IOB2 / BIOES / BILOU into end-exclusive typed spans, in order."""
     spans: list[Span] = []
-    start, label = None, ""
-    previous = "O"
+    start: int | None = None
+    previous, previous_type = "O", ""
     for i, tag in enumerate(tags):
-        prefix, kind = split_tag(tag)
-        begins = prefix in ("B", "S", "U") or (prefix != "O" and (start is None or kind != label or previous in ("E", "L", "S", "U")))
-        if start is not None and (prefix == "O" or begins):
-            spans.append(Span(start, i, label))
+        prefix, label = split_tag(tag)
+        if start is not None and _chunk_ends(previous, previous_type, prefix, label):
+            spans.append(Span(start, i, previous_type))
             start = None
-        if begins:
-            start, label = i, kind
-        if start is not None and prefix in ("E", "L", "S", "U"):
-            spans.append(Span(start, i + 1, label))
-            start = None
-        previous = prefix
+        if _chunk_starts(previous, previous_type, prefix, label):
+            start = i
+        previous, previous_type = prefix, label
     if start is not None:
-        spans.append(Span(start, len(tags), label))
+        spans.append(Span(start, len(tags), previous_type))
     return spans
 
 
-def spans_to_tags(spans: list[Span], length: int, scheme: str = "bioes") -> list[str]:
-    """Encode non-overlapping spans as BIOES or IOB2 tags."""
-    if scheme not in ("bioes", "iob2"):
-        raise ValueError(f"unknown tag scheme {scheme!r}: expected 'bioes' or 'iob2'")
+def spans_to_tags(spans: Iterable[Span], length: int, scheme: str = "bioes") -> list[str]:
+    """Encode non-overlapping typed spans over ``length`` tokens as ``"bioes"``, ``"iob2"`` or ``"iob1"`` tags.
+
+    Raises ValueError for an unknown scheme, a span without a type, a span past ``length`` or overlapping spans
+    (a flat tag sequence cannot hold both)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown tag scheme {scheme!r}: expected one of {', '.join(SCHEMES)}")
     tags = ["O"] * length
+    previous: Span | None = None
     for span in sorted(spans):
+        if not span.label:
+            raise ValueError(f"span {span} has no type")
         if span.end > length:
             raise ValueError(f"span {span} is outside a sequence of {length} tokens")
-        if any(tag != "O" for tag in tags[span.start : span.end]):
-            raise ValueError(f"span {span} overlaps another span; a flat tag sequence cannot hold both")
-        width = span.end - span.start
+        if previous is not None and span.start < previous.end:
+            raise ValueError(f"span {span} overlaps span {previous}; a flat tag sequence cannot hold both")
         for i in range(span.start, span.end):
             tags[i] = f"I-{span.label}"
-        tags[span.start] = f"B-{span.label}"
-        if scheme == "bioes":
-            if width == 1:
-                tags[span.start] = f"S-{span.label}"
-            else:
-                tags[span.end - 1] = f"E-{span.label}"
+        if scheme == "iob2":
+            tags[span.start] = f"B-{span.label}"
+        elif scheme == "iob1":
+            # IOB1 marks a start only where it is ambiguous: right after a chunk of the same type.
+            if previous is not None and previous.end == span.start and previous.label == span.label:
+                tags[span.start] = f"B-{span.label}"
+        elif span.end - span.start == 1:
+            tags[span.start] = f"S-{span.label}"
+        else:
+            tags[span.start] = f"B-{span.label}"
+            tags[span.end - 1] = f"E-{span.label}"
+        previous = span
     return tags
+
+
+def convert_tags(tags: Sequence[str], scheme: str = "bioes") -> list[str]:
+    """Re-encode a tag sequence (any scheme) in ``scheme``, keeping the chunks conlleval would find."""
+    return spans_to_tags(tags_to_spans(tags), len(tags), scheme)
