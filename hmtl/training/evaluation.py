@@ -1,6 +1,8 @@
 """Decoding and scoring, shared by validation during training and by evaluate.py."""
 from __future__ import annotations
 
+from statistics import mean
+
 import torch
 from tqdm import tqdm
 
@@ -16,7 +18,8 @@ def evaluate(
     description: str = "evaluating",
     autocast: bool = False,
 ) -> dict[str, float]:
-    """Metrics of every task on its instances: ``<namespace>_<metric>`` and ``MEAN__<task>_<metric>``."""
+    """Metrics of every task on its instances: ``<namespace>_<metric>``, ``MEAN__<task>_<metric>``, and
+    ``MEAN__all``, the mean of each task's main metric (the first of its ``metric_names``), for model selection."""
     was_training = model.training
     model.eval()
     metrics: dict[str, float] = {}
@@ -30,4 +33,6 @@ def evaluate(
             present = {instance.namespace for instance in task_instances}
             metrics.update(task.summarize({ns: s.compute() for ns, s in scorers.items() if ns in present}))
     model.train(was_training)
+    main = [metrics[f"MEAN__{name}_{model.task(name).metric_names[0]}"] for name in instances]
+    metrics["MEAN__all"] = mean(main)
     return metrics
