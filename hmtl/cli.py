@@ -86,3 +86,28 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         print(f"written to {output}")
 
     _run(main)
+
+
+def predict_main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Predict every task of a trained model on raw text.")
+    parser.add_argument("--serialization_dir", required=True)
+    parser.add_argument("--input_file", required=True, help="UTF-8 text, one document per line (- for stdin)")
+    parser.add_argument("--output_file", default="-", help="JSON lines, one object per document (- for stdout)")
+    args = parser.parse_args(argv)
+
+    def main() -> None:
+        from tqdm import tqdm
+
+        from hmtl.predict import Predictor
+
+        predictor = Predictor.from_serialization_dir(args.serialization_dir)
+        source = sys.stdin if args.input_file == "-" else open(args.input_file, encoding="utf-8")
+        lines = [line for line in source.read().splitlines() if line.strip()]
+        results = [predictor.predict(line, doc_id=str(i)) for i, line in enumerate(tqdm(lines, desc="predicting", disable=None))]
+        text = "".join(json.dumps(result) + "\n" for result in results)
+        if args.output_file == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.output_file).write_text(text)
+
+    _run(main)

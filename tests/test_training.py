@@ -76,3 +76,16 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
         evaluate_main(["--serialization_dir", str(tmp_path / "nothing")])
     assert exit_info.value.code == 2
     assert "has no trained model" in capsys.readouterr().err
+
+
+def test_predict_on_raw_text(tiny_ner_config, tmp_path):
+    from hmtl.predict import Predictor, tokenize
+
+    assert tokenize("Dr. Who lived in St. Paul's. Then he left!") == [["Dr", ".", "Who", "lived", "in", "St", ".", "Paul's", "."], ["Then", "he", "left", "!"]]
+    out = tmp_path / "run"
+    train(tiny_ner_config, out)
+    result = Predictor.from_serialization_dir(out).predict("Ada Lovelace lived in London. IBM hired Grace Hopper.")
+    assert result["sentences"][1] == ["IBM", "hired", "Grace", "Hopper", "."]
+    tokens = [t for s in result["sentences"] for t in s]
+    for start, end, label in result["ner"]["entities"]:
+        assert 0 <= start < end <= len(tokens) and label in {"PER", "LOC", "ORG"}

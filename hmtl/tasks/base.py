@@ -81,6 +81,10 @@ class Task(nn.Module):
     def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[Any]:
         raise NotImplementedError
 
+    def export(self, prediction: Any, offset: int) -> dict[str, list]:
+        """A decoded prediction as JSON lists with document-level token offsets (``offset`` = first token)."""
+        raise NotImplementedError
+
     def new_scorer(self) -> Any:
         """A fresh metric accumulator with ``update(predictions, batch)`` and ``compute() -> dict``."""
         raise NotImplementedError

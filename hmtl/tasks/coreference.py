@@ -125,6 +125,9 @@ class Coreference(Task):
             predictions.append(clusters)
         return predictions
 
+    def export(self, prediction: list[list[tuple[int, int]]], offset: int) -> dict[str, list]:
+        return {"clusters": [[[start + offset, end + offset] for start, end in cluster] for cluster in prediction]}
+
     def new_scorer(self) -> CorefScorer:
         return CorefScorer()
 

@@ -87,8 +87,8 @@ class CrfTagger(Task):
         return labels
 
     def sentence_tags(self, document: Document) -> list[list[str]]:
-        if not self.uses_spans:
-            return document.token_tags[self.options.label_layer]
+        if not self.uses_spans:  # raw text to predict on has no gold layer
+            return document.token_tags.get(self.options.label_layer) or [["_"] * len(s) for s in document.sentences]
         return [
             spans_to_tags(outermost(spans), len(tokens), self.options.scheme)
             for _, tokens, spans in document.entities_by_sentence()
@@ -118,6 +118,11 @@ class CrfTagger(Task):
         ns = batch[0].namespace
         paths = self.crfs[ns].viterbi(self.emissions(states, ns), mask)
         return [[self.labels[ns][i] for i in path] for path in paths]
+
+    def export(self, prediction: list[str], offset: int) -> dict[str, list]:
+        if not self.uses_spans:
+            return {"tags": [prediction]}
+        return {"entities": [[s.start + offset, s.end + offset, s.label] for s in tags_to_spans(prediction)]}
 
     def new_scorer(self) -> TaggerScorer:
         return TaggerScorer(self.uses_spans)

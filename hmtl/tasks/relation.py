@@ -118,5 +118,12 @@ class RelationExtractor(SpanClassifier):
             results.append((found, relations))
         return results
 
+    def export(self, prediction: tuple[list[Span], list[Relation]], offset: int) -> dict[str, list]:
+        entities, relations = prediction
+        return {
+            "entities": [[s.start + offset, s.end + offset, s.label] for s in entities],
+            "relations": [[r.head.start + offset, r.head.end + offset, r.tail.start + offset, r.tail.end + offset, r.label] for r in relations],
+        }
+
     def new_scorer(self) -> RelationScorer:
         return RelationScorer()

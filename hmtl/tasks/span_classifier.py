@@ -145,5 +145,8 @@ class SpanClassifier(Task):
         spans, _, span_mask, logits = self._logits(states, batch)
         return self._decode_entities(spans, span_mask, logits, batch)
 
+    def export(self, prediction: list[Span], offset: int) -> dict[str, list]:
+        return {"mentions": [[s.start + offset, s.end + offset, s.label] for s in prediction]}
+
     def new_scorer(self) -> SpanScorer:
         return SpanScorer()

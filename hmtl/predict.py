@@ -1,0 +1,72 @@
+"""Prediction on raw text or pre-tokenized sentences with a trained model: the Python API behind predict.py.
+
+    from hmtl.predict import Predictor
+    predictor = Predictor.from_serialization_dir("out")
+    predictor.predict("Ada Lovelace lived in London. She wrote the first program.")
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from hmtl.data.document import Document
+from hmtl.model import HierarchicalModel, load_model
+from hmtl.training.batching import make_batches
+
+TOKEN = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9])")
+
+
+ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "inc", "co", "corp", "ltd", "vs", "etc", "no",
+                 "mt", "gen", "sen", "rep", "gov", "lt", "col", "sgt", "capt", "e.g", "i.e", "u.s"}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences end at . ! ? before a capital or digit, except after a known abbreviation or an initial."""
+    sentences, start = [], 0
+    for boundary in SENTENCE_END.finditer(text):
+        words = text[start : boundary.start()].split()
+        last = words[-1].rstrip(".").lower() if words else ""
+        if text[boundary.start() - 1] == "." and (last in ABBREVIATIONS or (len(last) == 1 and last.isalpha())):
+            continue
+        sentences.append(text[start : boundary.start()])
+        start = boundary.end()
+    return sentences + [text[start:]]
+
+
+def tokenize(text: str) -> list[list[str]]:
+    """A plain rule-based tokenizer for raw text: words and punctuation apart, sentences by ``split_sentences``."""
+    return [tokens for sentence in split_sentences(text.strip()) if (tokens := TOKEN.findall(sentence))]
+
+
+class Predictor:
+    def __init__(self, model: HierarchicalModel, batch_size: int = 32):
+        self.model = model.eval()
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_serialization_dir(cls, directory: str | Path, **kwargs) -> "Predictor":
+        return cls(load_model(directory), **kwargs)
+
+    @torch.no_grad()
+    def predict(self, text: str | list[list[str]], doc_id: str = "input") -> dict:
+        """Every task's output for one document: ``{"sentences": [...], "<task>": {...}}``, token offsets over
+        the whole document, end-exclusive. Each task uses the head of its first dataset."""
+        sentences = tokenize(text) if isinstance(text, str) else [list(s) for s in text]
+        document = Document(doc_id=doc_id, sentences=sentences)
+        offsets = document.sentence_offsets()
+        output: dict = {"doc_id": doc_id, "sentences": sentences}
+        for name, task in self.model.tasks.items():
+            instances = self.model.prepare(task.instances([document], task.datasets[0]))
+            predictions = {}
+            for batch in make_batches(instances, task.batch_size(self.batch_size)):
+                predictions.update(zip(map(id, batch), self.model.decode(batch, name)))
+            merged: dict[str, list] = {}
+            for instance in instances:  # document order
+                offset = offsets[instance.source[1]] if len(instance.source) > 1 else 0
+                for key, values in task.export(predictions[id(instance)], offset).items():
+                    merged.setdefault(key, []).extend(values)
+            output[name] = merged
+        return output
