@@ -211,7 +211,7 @@ for arg in "$@"; do
     --force) force=1 ;;
     --verify) only_verify=1 ;;
     --list) printf '%s\n' "${CORPORA[@]}"; exit 0 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     -*) echo "unknown option $arg (try --help)" >&2; exit 2 ;;
     *)
       if [ -z "${DIGEST[$arg]+x}" ]; then
