@@ -96,6 +96,13 @@ def test_conll_gzip_and_tabs_and_bioes(tmp_path):
     assert document.token_tags == {}  # two columns: no POS or chunk layer
 
 
+def test_conll_only_ascii_spaces_separate_columns(tmp_path):
+    path = write(tmp_path / "x.conll", "New\u00a0York B-LOC  \r\nis O\n \n")
+    (document,) = ColumnReader().read(path)
+    assert document.sentences == [["New\u00a0York", "is"]]
+    assert document.entities == [Span(0, 1, "LOC")]
+
+
 def test_conll_without_docstart_is_grouped(tmp_path):
     text = "".join(f"w{i}\t{'B-Disease' if i % 2 else 'O'}\n\n" for i in range(5))
     path = write(tmp_path / "train.tsv", text)

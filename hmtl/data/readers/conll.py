@@ -26,9 +26,12 @@ _Sentence = list[tuple[int, list[str]]]
 
 
 def _split_columns(line: str) -> list[str]:
-    """Tab-separated when the line has a tab (a token may then hold a space), else whitespace-separated."""
-    line = line.rstrip()
-    return line.split("\t") if "\t" in line else line.split()
+    """Tab-separated when the line has a tab (a token may then hold a space), else space-separated. Only ASCII
+    spaces and tabs separate: a token may hold a no-break space or other Unicode space."""
+    line = line.rstrip(" \t\r\n")
+    if "\t" in line:
+        return line.split("\t")
+    return [column for column in line.split(" ") if column]
 
 
 @READERS.register("conll2003")
