@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import random
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -227,6 +228,7 @@ class Trainer:
             record = {
                 "epoch": self.epoch,
                 "seconds": round(time.perf_counter() - started, 1),
+                "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                 "train_loss": train_losses,
                 "validation": validation,
             }
@@ -273,6 +275,9 @@ class Trainer:
                         writer.add_scalar(f"learning_rate/{'transformer' if i else 'main'}", group["lr"], self.updates)
             if step % 50 == 0:
                 progress.set_postfix({t: f"{s / max(n, 1):.3f}" for t, (s, n) in totals.items()})
+            if progress.disable and step % max(1, len(schedule) // 10) == 0:  # no progress bar in a log file
+                logger.info("epoch %d: step %d/%d, mean losses %s", self.epoch + 1, step, len(schedule),
+                            {t: round(s / max(n, 1), 3) for t, (s, n) in totals.items()})
         losses = {task: s / max(n, 1) for task, (s, n) in totals.items()}
         for task, value in losses.items():
             writer.add_scalar(f"epoch_loss/{task}", value, self.epoch + 1)
