@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from hmtl.config import TransformerConfig
+from hmtl.errors import ConfigError
+from hmtl.modules.embedder import MAX_SUBWORDS, UNK, GloveEmbedding, TransformerEmbedder, resolve_transformer_path
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    torch.manual_seed(0)
+    return TransformerEmbedder(TransformerConfig(path="minilm", fine_tune=False, scalar_mix=False)).eval()
+
+
+def test_glove_is_looked_up_lowercased_and_unknown_words_share_a_vector():
+    glove = GloveEmbedding()
+    ids = glove.ids(["The", "the", "qwzxv-not-a-word"])
+    assert ids[0] == ids[1] != UNK and ids[2] == UNK
+    vectors = glove(torch.tensor([ids]))
+    assert torch.allclose(vectors[0, 0], vectors[0, 1]) and vectors.shape == (1, 3, 50)
+    assert "vectors" not in glove.state_dict()  # the package ships them; checkpoints do not
+
+
+def test_subwords_are_mean_pooled_to_words(minilm):
+    subwords, owners = minilm.ids(["Lovelace", "wrote"])
+    assert owners[0] == 0 and owners[-1] == 1 and len(subwords) == len(owners)
+    with torch.no_grad():
+        states = minilm.layer_states([subwords])[-1]
+        words = minilm(subwords=[subwords], owners=torch.tensor([owners]), num_words=2)
+    first_word = states[0, [i for i, o in enumerate(owners) if o == 0]].mean(0)
+    assert torch.allclose(words[0, 0], first_word, atol=1e-5)
+
+
+def test_long_inputs_run_in_overlapping_windows(minilm):
+    ids = minilm.tokenizer.encode("the quick brown fox jumps over the lazy dog " * 90, add_special_tokens=False)
+    assert len(ids) > MAX_SUBWORDS
+    with torch.no_grad():
+        long_states = minilm.layer_states([ids])[-1]
+        first_window = minilm.layer_states([ids[:MAX_SUBWORDS]])[-1]
+    assert long_states.shape[1] == len(ids)
+    # positions well inside the first window come from the first window
+    assert torch.allclose(long_states[0, :100], first_window[0, :100], atol=1e-4)
+    assert long_states[0, -1].abs().sum() > 0  # the tail is filled from the last window
+
+
+def test_unknown_transformer_folder_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="embedder.transformer.path"):
+        resolve_transformer_path(str(tmp_path / "nope"))
