@@ -3,7 +3,9 @@
 
 Spans up to ``max_width`` are scored as mentions; the best ``mention_ratio`` per word survive; each keeps its
 ``max_antecedents`` best earlier mentions by a cheap bilinear score, which a feed-forward scorer then refines.
-The loss is the marginal log-likelihood of all gold antecedents (or the dummy antecedent for a new entity).
+The loss is the marginal log-likelihood of all gold antecedents (or the dummy antecedent for a new entity), plus
+a binary mention-detection loss on every enumerated span: without it, pruning can keep no gold mention early in
+training, and the antecedent loss is then minimised by linking nothing.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class Coreference(Task):
         max_antecedents: int = 50
         hidden_size: int = 150
         dropout: float = 0.3
+        mention_loss_weight: float = 1.0
         batch_size: int | None = 1
 
     def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
@@ -92,13 +95,16 @@ class Coreference(Task):
         scores = (coarse_top.masked_fill(~valid, 0) + fine).masked_fill(~valid, -1e4)
         scores = torch.cat([scores.new_zeros(k, 1), scores], dim=1)  # dummy antecedent scores 0
         mentions = [spans[i] for i in kept.tolist()]
-        return mentions, antecedents, valid, scores
+        return mentions, antecedents, valid, scores, spans, mention_scores
 
     def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
         total = states.new_zeros(())
         for b, instance in enumerate(batch):
-            mentions, antecedents, valid, scores = self._score(states, instance, b)
+            mentions, antecedents, valid, scores, spans, mention_scores = self._score(states, instance, b)
             cluster_of = {span.bounds: c for c, cluster in enumerate(instance.target.clusters) for span in cluster}
+            is_mention = torch.tensor([float(span in cluster_of) for span in spans])
+            total = total + self.options.mention_loss_weight * nn.functional.binary_cross_entropy_with_logits(
+                mention_scores.float(), is_mention, reduction="sum")
             ids = torch.tensor([cluster_of.get(m, -1 - i) for i, m in enumerate(mentions)])
             gold = (ids[antecedents] == ids.unsqueeze(1)) & valid & (ids.unsqueeze(1) >= 0)
             gold = torch.cat([~gold.any(1, keepdim=True), gold], dim=1)
@@ -109,7 +115,7 @@ class Coreference(Task):
     def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[list[list[tuple[int, int]]]]:
         predictions = []
         for b, instance in enumerate(batch):
-            mentions, antecedents, _, scores = self._score(states, instance, b)
+            mentions, antecedents, _, scores, _, _ = self._score(states, instance, b)
             best = scores.argmax(1).tolist()
             cluster_of: dict[int, int] = {}
             clusters: list[list[tuple[int, int]]] = []

@@ -1,0 +1,69 @@
+import torch
+
+from hmtl.config import parse_config
+from hmtl.data.document import Document, Relation, Span
+from hmtl.model import HierarchicalModel
+from hmtl.modules.spans import SpanExtractor, enumerate_spans, prune, span_tensor
+from hmtl.tasks.span_classifier import flat_decode
+from hmtl.training.evaluation import evaluate
+from hmtl.training.trainer import build_labels
+
+
+def test_spans_stay_inside_sentences_and_respect_width():
+    spans = enumerate_spans([2, 3], max_width=2)
+    assert spans == [(0, 1), (0, 2), (1, 2), (2, 3), (2, 4), (3, 4), (3, 5), (4, 5)]
+
+
+def test_span_representation_uses_end_points_and_attention_inside_the_span():
+    torch.manual_seed(0)
+    extractor = SpanExtractor(input_dim=4, max_width=3)
+    states = torch.randn(1, 5, 4)
+    tensor, mask = span_tensor([[(1, 3), (4, 5)]])
+    g = extractor(states, tensor)
+    assert g.shape == (1, 2, extractor.output_dim)
+    assert torch.equal(g[0, 0, :4], states[0, 1]) and torch.equal(g[0, 0, 4:8], states[0, 2])
+    assert torch.allclose(g[0, 1, -4:], states[0, 4])  # a one-token span attends to its only token
+
+
+def test_prune_keeps_the_best_k_in_span_order():
+    scores = torch.tensor([[0.1, 0.9, 0.5, 0.7], [0.3, 0.2, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
+    indices, kept = prune(scores, mask, [2, 3])
+    assert indices[0].tolist() == [1, 3] and kept[0].tolist() == [True, True]
+    assert indices[1, :2].tolist() == [0, 1] and kept[1].tolist() == [True, True]
+
+
+def test_flat_decoding_drops_overlaps_lower_scored():
+    kept = flat_decode([(0.9, Span(0, 2, "A")), (0.8, Span(1, 3, "B")), (0.7, Span(3, 4, "C"))])
+    assert kept == [Span(0, 2, "A"), Span(3, 4, "C")]
+
+
+def test_all_task_types_learn_a_toy_document():
+    torch.manual_seed(0)
+    config = parse_config({
+        "data": {"toy": {"reader": "dygie"}},
+        "embedder": {"char_cnn": {"embedding_dim": 8, "num_filters": 8}, "dropout": 0.0},
+        "levels": [{"name": "a", "hidden_size": 24, "dropout": 0.0}, {"name": "b", "hidden_size": 24, "dropout": 0.0}],
+        "tasks": [
+            {"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
+            {"name": "emd", "type": "span_classifier", "level": "a", "datasets": ["toy"], "options": {"dropout": 0.0}},
+            {"name": "re", "type": "relation", "level": "b", "datasets": ["toy"], "options": {"dropout": 0.0}},
+            {"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"], "options": {"dropout": 0.0}},
+        ],
+    })
+    ada, london, she = Span(0, 2, "PER"), Span(4, 5, "LOC"), Span(6, 7, "PER")
+    document = Document(
+        "d", [["Ada", "Lovelace", "lived", "in", "London", "."], ["She", "wrote", "."]],
+        entities=[ada, london, she], relations=[Relation(ada, london, "Live_In")], clusters=[[Span(0, 2), Span(6, 7)]],
+    )
+    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+    instances = {name: model.prepare(model.task(name).instances([document], "toy")) for name in model.tasks}
+    optimizer = torch.optim.Adam(model.parameters(), 5e-3)
+    for _ in range(80):
+        for name, batch in instances.items():
+            optimizer.zero_grad()
+            model(batch, name).backward()
+            optimizer.step()
+    metrics = evaluate(model, instances, batch_size=8)
+    for key in ("MEAN__ner_f1", "MEAN__emd_f1", "MEAN__re_strict_micro_f1", "MEAN__coref_avg_f1"):
+        assert metrics[key] == 100.0, (key, metrics[key])
