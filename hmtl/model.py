@@ -117,11 +117,30 @@ class HierarchicalModel(nn.Module):
         for name in (WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE):
             if not (directory / name).exists():
                 raise HmtlError(f"{directory} is not a saved hmtl model: {name} is missing")
-        config = parse_config(json.loads((directory / CONFIG_FILE).read_text()), str(directory / CONFIG_FILE))
-        model = cls(config, json.loads((directory / LABELS_FILE).read_text()))
+        config = parse_config(read_json(directory / CONFIG_FILE), str(directory / CONFIG_FILE))
+        labels = read_json(directory / LABELS_FILE)
+        check_labels(labels, config, directory / LABELS_FILE)
+        model = cls(config, labels)
         model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
         model.eval()
         return model
+
+
+def read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise HmtlError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+
+
+def check_labels(labels, config: Config, path: Path) -> None:
+    """labels.json must hold the character list and, for every configured task, its namespaces' labels."""
+    expected = '{"characters": [...], "tasks": {task: {namespace: labels}}}'
+    if not isinstance(labels, dict) or not isinstance(labels.get("characters"), list) or not isinstance(labels.get("tasks"), dict):
+        raise HmtlError(f"{path}: expected {expected}")
+    for task in config.tasks:
+        if not isinstance(labels["tasks"].get(task.name), dict):
+            raise HmtlError(f"{path}: no labels for task {task.name!r}; expected {expected}")
 
 
 def load_model(serialization_dir: str | Path) -> HierarchicalModel:

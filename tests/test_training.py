@@ -89,3 +89,18 @@ def test_predict_on_raw_text(tiny_ner_config, tmp_path):
     tokens = [t for s in result["sentences"] for t in s]
     for start, end, label in result["ner"]["entities"]:
         assert 0 <= start < end <= len(tokens) and label in {"PER", "LOC", "ORG"}
+
+
+def test_label_file_in_the_wrong_format_is_named(tiny_ner_config, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_ner_config, out, {"trainer": {"num_epochs": 1}})
+    labels = out / "best" / "labels.json"
+    labels.write_text('["O", "B-PER"]')
+    with pytest.raises(HmtlError, match=r"labels.json: expected"):
+        load_model(out)
+    labels.write_text('{"characters": [], "tasks": {}}')
+    with pytest.raises(HmtlError, match="no labels for task 'ner'"):
+        load_model(out)
+    labels.write_text("{oops")
+    with pytest.raises(HmtlError, match=r"labels.json:1: not valid JSON"):
+        load_model(out)
