@@ -94,14 +94,24 @@ class HierarchicalModel(nn.Module):
         return instances
 
     @torch.no_grad()
-    def encode_layers(self, sentences: list[list[str]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Token states of every layer for probing: the embedder output and each level, plus the mask."""
+    def encode_layers(
+        self, sentences: list[list[str]], transformer_layers: bool = False
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Token states of every layer for probing, each (B, T, D), plus the (B, T) mask: ``embedder`` (the
+        concatenated word representation), then each level by name, and with ``transformer_layers`` each layer of
+        the transformer pooled to words (``transformer_0`` = its input embeddings)."""
         was_training = self.training
         self.eval()
-        base, outputs, mask = self.encode([self.embedder.prepare(s) for s in sentences], len(self.levels))
-        self.train(was_training)
+        features = [self.embedder.prepare(s) for s in sentences]
+        base, outputs, mask = self.encode(features, len(self.levels))
         layers = {"embedder": base}
         layers.update({name: states for name, states in zip(self.level_names(), outputs)})
+        transformer = self.embedder.transformer
+        if transformer_layers and transformer is not None:
+            owners, longest = transformer.owners(features), mask.size(1)
+            for index, states in enumerate(transformer.layer_states([f["subwords"] for f in features])):
+                layers[f"transformer_{index}"] = transformer.pool(states.float(), owners, longest)
+        self.train(was_training)
         return layers, mask
 
     def save_pretrained(self, directory: str | Path) -> None:

@@ -182,10 +182,46 @@ class TransformerEmbedder(nn.Module):
         counts = states.new_zeros(batch, num_words, 1).scatter_add(1, index.unsqueeze(-1), valid)
         return summed / counts.clamp(min=1)
 
-    def forward(self, subwords: list[list[int]], owners: torch.Tensor, num_words: int) -> torch.Tensor:
-        layers = self.layer_states(subwords)
-        mixed = self.mix(layers) if self.mix is not None else layers[-1]
-        return self.pool(mixed, owners, num_words)
+    def train(self, mode: bool = True) -> "TransformerEmbedder":
+        """A frozen transformer stays in eval mode (no dropout), so its outputs are deterministic and cacheable."""
+        super().train(mode)
+        if not self.fine_tune:
+            self.model.eval()
+        return self
+
+    def _mix(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        return self.mix(layers) if self.mix is not None else layers[-1]
+
+    def forward(self, features: list[dict], num_words: int) -> torch.Tensor:
+        """Word states (B, num_words, H) of a batch of prepared sentences."""
+        if not self.fine_tune:
+            return self._mix(list(self._cached_word_layers(features, num_words)))
+        subwords = [f["subwords"] for f in features]
+        return self.pool(self._mix(self.layer_states(subwords)), self.owners(features), num_words)
+
+    @staticmethod
+    def owners(features: list[dict]) -> torch.Tensor:
+        owners = torch.full((len(features), max(len(f["owners"]) for f in features)), -1, dtype=torch.long)
+        for b, f in enumerate(features):
+            owners[b, : len(f["owners"])] = torch.tensor(f["owners"])
+        return owners
+
+    @torch.no_grad()
+    def _cached_word_layers(self, features: list[dict], num_words: int) -> torch.Tensor:
+        """(L, B, num_words, H) word states of every layer of a frozen transformer, computed once per sentence and
+        kept (bf16) in its features: later epochs skip the transformer entirely."""
+        missing = [f for f in features if "transformer_cache" not in f]
+        if missing:
+            longest = max(f["length"] for f in missing)
+            layers = self.layer_states([f["subwords"] for f in missing])
+            owners = self.owners(missing)
+            pooled = torch.stack([self.pool(layer.float(), owners, longest) for layer in layers])
+            for b, f in enumerate(missing):
+                f["transformer_cache"] = pooled[:, b, : f["length"]].to(torch.bfloat16)
+        out = torch.zeros(features[0]["transformer_cache"].size(0), len(features), num_words, self.output_dim)
+        for b, f in enumerate(features):
+            out[:, b, : f["length"]] = f["transformer_cache"].float()
+        return out
 
 
 class Embedder(nn.Module):
@@ -232,9 +268,5 @@ class Embedder(nn.Module):
                     ids[b, t, : len(chars)] = torch.tensor(chars)
             parts.append(self.char_cnn(ids))
         if self.transformer is not None:
-            subwords = [f["subwords"] for f in features]
-            owners = torch.full((batch, max(len(s) for s in subwords)), -1, dtype=torch.long)
-            for b, f in enumerate(features):
-                owners[b, : len(f["owners"])] = torch.tensor(f["owners"])
-            parts.append(self.transformer(subwords, owners, longest).to(parts[0].dtype if parts else torch.float))
+            parts.append(self.transformer(features, longest))
         return self.dropout(torch.cat([p.float() for p in parts], dim=-1)), mask
