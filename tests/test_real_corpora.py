@@ -19,7 +19,6 @@ needs_data = pytest.mark.skipif(
 def test_full_hierarchy_config_trains_on_every_real_corpus(tmp_path):
     """A few steps of configs/hmtl.json on a slice of each corpus: readers, all four task types, metrics."""
     overrides = {
-        "embedder": {"transformer": {"fine_tune": False}},
         "trainer": {"num_epochs": 1, "max_steps_per_epoch": 12, "bf16": False},
         "data": {name: {"max_documents": n} for name, n in (("conll03", 3), ("gum", 2), ("conll04", 40), ("ontogum", 2))},
     }
