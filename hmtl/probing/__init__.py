@@ -1,0 +1,1 @@
+"""Layer-wise probing with the ten SentEval probing tasks."""
