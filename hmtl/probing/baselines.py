@@ -86,11 +86,12 @@ def random_encoder(dim: int = 384, seed: int = 0) -> EncoderFn:
     return encode
 
 
-def untrained_encoder(serialization_dir: str | Path, seed: int = 0) -> EncoderFn:
+def untrained_encoder(serialization_dir: str | Path, seed: int = 0, transformer_layers: bool = False) -> EncoderFn:
     """The trained model's architecture (its ``best/config.json`` and labels) with fresh random weights.
 
     A hook for the probing table's "untrained" rows: it relies on ``hmtl.model.HierarchicalModel(config, labels)``
-    building a model without loading weights.
+    building a model without loading the trained weights (pretrained parts, GloVe and a frozen transformer, are
+    loaded as when training starts, so the rows show what training the levels added).
     """
     import json
 
@@ -108,4 +109,4 @@ def untrained_encoder(serialization_dir: str | Path, seed: int = 0) -> EncoderFn
         torch.manual_seed(seed)
         model = HierarchicalModel(config, json.loads((best / LABELS_FILE).read_text()))
     model.eval()
-    return model_encoder(model)
+    return model_encoder(model, transformer_layers)

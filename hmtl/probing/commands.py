@@ -6,6 +6,7 @@ layer, a malformed line), printed as one ``error:`` line.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import os
 import sys
@@ -111,7 +112,10 @@ def senteval_layers_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier", choices=list(CLASSIFIERS), default="logreg")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES) + ["none"],
                         help="baseline rows (default: majority random glove; 'none' for none)")
-    parser.add_argument("--untrained", action="store_true", help="also probe the untrained model (same architecture)")
+    parser.add_argument("--transformer_layers", action="store_true",
+                        help="also probe each layer of the pretrained transformer (transformer_0 ...), pooled to words")
+    parser.add_argument("--untrained", action="store_true",
+                        help="also probe the untrained model (same architecture and pretrained parts, fresh weights)")
     parser.add_argument("--random_dim", type=int, default=384, help="dimension of the random word vectors")
     parser.add_argument("--batch_size", type=int, default=64, help="sentences per encoder call")
     parser.add_argument("--seed", type=int, default=1111)
@@ -148,20 +152,21 @@ def check_serialization_dir(serialization_dir: str | Path) -> Path:
     return directory
 
 
-def load_trained_encoder(serialization_dir: Path) -> tuple[EncoderFn, str]:
+def load_trained_encoder(serialization_dir: Path, transformer_layers: bool = False) -> tuple[EncoderFn, str]:
     """The default factory: ``hmtl.model.load_model`` (imported here, so the rest works without the model code)."""
     from hmtl.model import load_model
     from hmtl.probing.extract import model_encoder
 
     model = load_model(serialization_dir)
     model.eval()
-    return model_encoder(model), model_fingerprint(serialization_dir)
+    return model_encoder(model, transformer_layers), model_fingerprint(serialization_dir)
 
 
-def load_untrained_encoder(serialization_dir: Path, seed: int) -> tuple[EncoderFn, str]:
+def load_untrained_encoder(serialization_dir: Path, seed: int, transformer_layers: bool = False) -> tuple[EncoderFn, str]:
     from hmtl.probing.baselines import untrained_encoder
 
-    return untrained_encoder(serialization_dir, seed), f"untrained:{seed}:{model_fingerprint(serialization_dir)}"
+    identity = f"untrained:{seed}:{model_fingerprint(serialization_dir)}"
+    return untrained_encoder(serialization_dir, seed, transformer_layers), identity
 
 
 def senteval_layers_main(argv: list[str] | None = None, encoder_factory: EncoderFactory | None = None,
@@ -179,7 +184,7 @@ def senteval_layers_main(argv: list[str] | None = None, encoder_factory: Encoder
         directory = Path(args.serialization_dir)
         if encoder_factory is None:
             directory = check_serialization_dir(directory)
-            encoder_factory = load_trained_encoder
+            encoder_factory = functools.partial(load_trained_encoder, transformer_layers=args.transformer_layers)
         elif not directory.is_dir():
             raise ProbingError(f"serialization directory {directory} does not exist")
         if args.backend == "senteval":
@@ -192,7 +197,8 @@ def senteval_layers_main(argv: list[str] | None = None, encoder_factory: Encoder
         layers = check_layers(encoder_fn, args.layers)
         encoders = [Encoder(encoder_fn, layers, model_id)]
         if args.untrained:
-            factory = untrained_factory or load_untrained_encoder
+            factory = untrained_factory or functools.partial(load_untrained_encoder,
+                                                             transformer_layers=args.transformer_layers)
             fn, untrained_id = factory(directory, args.seed)
             encoders.append(Encoder(fn, check_layers(fn, layers), untrained_id, prefix="untrained:", kind="untrained"))
         if "random" in chosen:

@@ -8,6 +8,7 @@ a layer name to token states ``FloatTensor (B, T, D)`` and ``mask`` is ``BoolTen
 from __future__ import annotations
 
 import hashlib
+import inspect
 from pathlib import Path
 from typing import Callable
 
@@ -139,12 +140,16 @@ def encode_dataset(encoder_fn: EncoderFn, sentences: list[list[str]], layers: li
     return {layer: result[layer] for layer in names}
 
 
-def model_encoder(model) -> EncoderFn:
+def model_encoder(model, transformer_layers: bool = False) -> EncoderFn:
     """The protocol for a model with ``encode_layers(sentences)``: it may return ``(layers, mask)`` itself, or only
-    ``layers`` with the mask from ``model.token_mask(sentences)``."""
+    ``layers`` with the mask from ``model.token_mask(sentences)``. ``transformer_layers`` asks the model for each
+    transformer layer too (``transformer_0`` ...), where its ``encode_layers`` takes that argument."""
+    kwargs = {"transformer_layers": True} if transformer_layers else {}
+    if transformer_layers and "transformer_layers" not in inspect.signature(model.encode_layers).parameters:
+        raise ProbingError("this model's encode_layers has no transformer_layers option")
 
     def encode(sentences: list[list[str]]):
-        output = model.encode_layers(sentences)
+        output = model.encode_layers(sentences, **kwargs)
         if isinstance(output, tuple):
             layers, mask = output
         else:
