@@ -50,7 +50,7 @@ def main() -> None:
         "dev": summary["best_validation"][metric],
         "test": test[metric],
         "seconds_per_epoch_median": statistics.median(e["seconds"] for e in epochs),
-        "training_peak_memory_mb": max((e.get("peak_memory_mb", 0) for e in epochs), default=None),
+        "training_peak_memory_mb": max((e["peak_memory_mb"] for e in epochs if "peak_memory_mb" in e), default=None),
         "inference_units_per_second": round(units / seconds, 1),
         "inference_units": units,
         "inference_peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
