@@ -193,6 +193,23 @@ def test_senteval_backend_with_an_engine(setup, capsys):
     assert len(FakeSE.seen) == 4  # one SE per task and layer
 
 
+def test_tasks_share_one_encoding_unless_too_many(setup):
+    from hmtl.probing.run import Encoder, load_tasks, probe_encoders
+    from hmtl.probing.tasks import resolve_tasks
+
+    run, tasks, model, factory = setup
+    datasets = load_tasks(tasks, resolve_tasks(["Length", "Tense"]))
+    encoder = Encoder(model, ["level_1"], "m")
+    shared = probe_encoders([encoder], datasets, progress=False, log=None)
+    calls = model.calls
+    apart = probe_encoders([encoder], datasets, progress=False, log=None, max_shared_sentences=10)
+    assert model.calls > calls
+    strip = lambda results: {r: {t: {k: v for k, v in x.items() if k != "seconds"} for t, x in row.items()}
+                             for r, row in results.items()}
+    assert strip(shared) == strip(apart)
+    assert list(shared["level_1"]) == ["Length", "Tense"]
+
+
 def test_layer_batchers_match_encode_dataset():
     model = FakeModel()
     sentences = [["the", "cat"], ["a", "dog", "runs"], ["big", "tree"]]

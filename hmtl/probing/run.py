@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from hmtl.probing.errors import ProbingError, UnknownLayerError
 from hmtl.probing.extract import EncoderFn, encode_dataset, encoder_layers
 from hmtl.probing.probe import ProbeConfig, majority_baseline, probe_task
@@ -53,31 +55,50 @@ def load_tasks(task_path: str | Path, tasks: list[ProbingTask]) -> list[ProbingD
     return [load_task(task_path, task) for task in tasks]
 
 
+def _groups(datasets: list[ProbingData], max_sentences: int) -> list[list[ProbingData]]:
+    """Tasks encoded together: all of them when their sentences fit in ``max_sentences`` (the UD-built tasks share
+    most sentences, so each distinct sentence is encoded once), else one task at a time (SentEval's files: 120k
+    sentences each)."""
+    if sum(sum(d.counts().values()) for d in datasets) <= max_sentences:
+        return [datasets]
+    return [[d] for d in datasets]
+
+
 def probe_encoders(encoders: list[Encoder], datasets: list[ProbingData], pooling: str = "mean",
                    config: ProbeConfig | None = None, batch_size: int = 64, cache_path: str | Path | None = None,
-                   majority: bool = True, progress: bool = True,
-                   log: Callable[[str], None] | None = print) -> Results:
+                   majority: bool = True, progress: bool = True, log: Callable[[str], None] | None = print,
+                   max_shared_sentences: int = 250_000) -> Results:
     """SentEval's protocol with this package's classifier (``--backend hmtl``)."""
     config = config or ProbeConfig()
     results: Results = {}
-    for data in datasets:
-        sentences = data.all_sentences()
-        if majority:
-            results.setdefault("majority", {})[data.task] = majority_baseline(data)
+    if majority:
+        results["majority"] = {data.task: majority_baseline(data) for data in datasets}
+    for group in _groups(datasets, max_shared_sentences):
+        index: dict[tuple[str, ...], int] = {}
+        for data in group:
+            for sentence in data.all_sentences():
+                index.setdefault(tuple(sentence), len(index))
+        sentences = [list(sentence) for sentence in index]
+        name = group[0].task if len(group) == 1 else f"{len(group)} tasks"
         for encoder in encoders:
             started = time.perf_counter()
             vectors = encode_dataset(encoder.fn, sentences, encoder.layers, pooling, batch_size, cache_path,
-                                     encoder.model_id, progress, desc=f"{data.task} {encoder.prefix or 'model'}")
-            encoded = time.perf_counter() - started
-            for layer in encoder.layers:
-                started = time.perf_counter()
-                result = probe_task(vectors[layer], data, config)
-                result["seconds"] = round(time.perf_counter() - started, 2)
-                results.setdefault(encoder.rows[layer], {})[data.task] = result
-                if log:
-                    log(f"  {data.task:<22} {encoder.rows[layer]:<24} dev {result['devacc']:6.2f}  test {result['acc']:6.2f}"
-                        f"  ({result['seconds']:.1f}s probe, {encoded:.1f}s encode)")
-    return results
+                                     encoder.model_id, progress, desc=f"{name} {encoder.prefix or encoder.kind}")
+            if log:
+                log(f"  encoded {len(sentences)} distinct sentences of {name} with {encoder.prefix or encoder.kind} "
+                    f"{'/'.join(encoder.layers)} in {time.perf_counter() - started:.1f}s")
+            for data in group:
+                rows = torch.tensor([index[tuple(s)] for s in data.all_sentences()], dtype=torch.long)
+                for layer in encoder.layers:
+                    started = time.perf_counter()
+                    result = probe_task(vectors[layer][rows], data, config)
+                    result["seconds"] = round(time.perf_counter() - started, 2)
+                    results.setdefault(encoder.rows[layer], {})[data.task] = result
+                    if log:
+                        log(f"  {data.task:<22} {encoder.rows[layer]:<24} dev {result['devacc']:6.2f}  "
+                            f"test {result['acc']:6.2f}  ({result['seconds']:.1f}s)")
+    order = [data.task for data in datasets]
+    return {row: {task: by_task[task] for task in order if task in by_task} for row, by_task in results.items()}
 
 
 def probe_with_senteval(encoders: list[Encoder], datasets: list[ProbingData], tasks: list[ProbingTask],
@@ -160,6 +181,7 @@ def plot_results(path: str | Path, results: Results, tasks: list[ProbingTask], l
                 panel.axhline(value, color=color, linestyle=style, linewidth=1, label=baseline)
         panel.set_title(f"{task.paper} ({task.name})", fontsize=9)
         panel.set_xticks(x)
+        panel.set_xlim(-0.4, max(len(layers) - 0.6, 0.4))
         panel.set_xticklabels(layers, rotation=45, ha="right", fontsize=7)
         panel.tick_params(axis="y", labelsize=7)
         panel.grid(alpha=0.3)
