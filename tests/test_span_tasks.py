@@ -25,6 +25,19 @@ def test_span_representation_uses_end_points_and_attention_inside_the_span():
     assert torch.allclose(g[0, 1, -4:], states[0, 4])  # a one-token span attends to its only token
 
 
+def test_prefix_sum_attention_equals_a_softmax_over_each_span():
+    torch.manual_seed(1)
+    extractor = SpanExtractor(input_dim=6, max_width=4)
+    states = torch.randn(2, 7, 6) * 3
+    spans = [[(0, 3), (2, 6), (5, 7)], [(1, 2), (3, 7), (0, 1)]]
+    tensor, _ = span_tensor(spans)
+    attended = extractor(states, tensor)[..., -6:]
+    for b, row in enumerate(spans):
+        for s, (start, end) in enumerate(row):
+            weights = torch.softmax(extractor.attention(states[b, start:end]).squeeze(-1), 0)
+            assert torch.allclose(attended[b, s], weights @ states[b, start:end], atol=1e-5)
+
+
 def test_prune_keeps_the_best_k_in_span_order():
     scores = torch.tensor([[0.1, 0.9, 0.5, 0.7], [0.3, 0.2, 0.0, 0.0]])
     mask = torch.tensor([[True, True, True, True], [True, True, False, False]])

@@ -5,7 +5,8 @@ Spans up to ``max_width`` are scored as mentions; the best ``mention_ratio`` per
 ``max_antecedents`` best earlier mentions by a cheap bilinear score, which a feed-forward scorer then refines.
 The loss is the marginal log-likelihood of all gold antecedents (or the dummy antecedent for a new entity), plus
 a binary mention-detection loss on every enumerated span: without it, pruning can keep no gold mention early in
-training, and the antecedent loss is then minimised by linking nothing.
+training, and the antecedent loss is then minimised by linking nothing. A document's loss is divided by its number
+of sentences, so that it weighs like the sentence-level losses of the tasks it shares levels with.
 """
 from __future__ import annotations
 
@@ -103,13 +104,14 @@ class Coreference(Task):
             mentions, antecedents, valid, scores, spans, mention_scores = self._score(states, instance, b)
             cluster_of = {span.bounds: c for c, cluster in enumerate(instance.target.clusters) for span in cluster}
             is_mention = torch.tensor([float(span in cluster_of) for span in spans])
-            total = total + self.options.mention_loss_weight * nn.functional.binary_cross_entropy_with_logits(
+            mention_loss = self.options.mention_loss_weight * nn.functional.binary_cross_entropy_with_logits(
                 mention_scores.float(), is_mention, reduction="sum")
             ids = torch.tensor([cluster_of.get(m, -1 - i) for i, m in enumerate(mentions)])
             gold = (ids[antecedents] == ids.unsqueeze(1)) & valid & (ids.unsqueeze(1) >= 0)
             gold = torch.cat([~gold.any(1, keepdim=True), gold], dim=1)
             scores = scores.float()
-            total = total + (torch.logsumexp(scores, 1) - torch.logsumexp(scores.masked_fill(~gold, -1e4), 1)).sum()
+            document_loss = mention_loss + (torch.logsumexp(scores, 1) - torch.logsumexp(scores.masked_fill(~gold, -1e4), 1)).sum()
+            total = total + document_loss / len(instance.target.lengths)
         return total / len(batch)
 
     def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[list[list[tuple[int, int]]]]:
