@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -246,6 +246,3 @@ def majority_baseline(data: ProbingData) -> dict:
     return {"devacc": accuracy("va"), "acc": accuracy("te"), "ndev": len(data.splits["va"]),
             "ntest": len(data.splits["te"]), "ntrain": len(train), "params": {"label": label}}
 
-
-def config_dict(config: ProbeConfig) -> dict:
-    return asdict(config)

@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from hmtl.probing.errors import ProbingError, UnknownLayerError
+from hmtl.probing.errors import UnknownLayerError
 from hmtl.probing.extract import EncoderFn, encode_dataset, encoder_layers
 from hmtl.probing.probe import ProbeConfig, majority_baseline, probe_task
 from hmtl.probing.tasks import ProbingData, ProbingTask, load_task
@@ -226,7 +226,3 @@ def write_report(output_dir: str | Path, stem: str, results: Results, tasks: lis
                                     title=f"probing ({described})")
     return paths
 
-
-def require_nonempty(tasks: list[ProbingTask]) -> None:
-    if not tasks:
-        raise ProbingError("no probing task selected")
