@@ -24,7 +24,12 @@ def test_training_writes_the_whole_story(tiny_ner_config, tmp_path):
     assert test["MEAN__ner_f1"] == test["tiny__ner_f1"]
     for name in ("config.json", "labels.json", "metrics.json", "best/model.safetensors", "last/trainer_state.pt"):
         assert (out / name).exists(), name
-    assert list((out / "log").glob("events.out.tfevents*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "log"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"epoch_loss/ner", "sampling/ner", "validation/MEAN__ner_f1", "validation/tiny__ner_f1"} <= tags
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 3 and metrics["test"] == test and "best_epoch" in metrics
     model = load_model(out)
