@@ -71,12 +71,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
             documents = {dataset: read_split(dataset, dataset_config, "test")}
         else:
             documents = {d: read_split(d, config.data[d], "test") for t in config.tasks for d in t.datasets}
-        instances = {}
-        for task_config in config.tasks:
-            task = model.task(task_config.name)
-            found = [i for d in task.datasets if d in documents for i in task.instances(documents[d], d)]
-            if found:
-                instances[task.name] = model.prepare(found)
+        instances = model.task_instances(documents)
         if not instances:
             raise HmtlError("nothing to evaluate: no task has test data")
         metrics = evaluate(model, instances, args.batch_size)

@@ -87,6 +87,15 @@ class HierarchicalModel(nn.Module):
         states, mask = self._task_states(batch, task_name)
         return self.tasks[task_name].decode(states, mask, batch)
 
+    def task_instances(self, documents: dict[str, list]) -> dict[str, list[Instance]]:
+        """Every task's prepared instances from ``{dataset: documents}``; tasks with none are left out."""
+        result = {}
+        for name, task in self.tasks.items():
+            found = [i for d in task.datasets if d in documents for i in task.instances(documents[d], d)]
+            if found:
+                result[name] = self.prepare(found)
+        return result
+
     def prepare(self, instances: list[Instance]) -> list[Instance]:
         for instance in instances:
             if not instance.features:

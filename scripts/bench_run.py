@@ -34,10 +34,7 @@ def main() -> None:
 
     model = load_model(out)
     documents = {d: read_split(d, model.config.data[d], "test") for t in model.config.tasks for d in t.datasets}
-    instances = {}
-    for name, task in model.tasks.items():
-        found = [i for d in task.datasets for i in task.instances(documents[d], d)]
-        instances[name] = model.prepare(found)
+    instances = model.task_instances(documents)
     started = time.perf_counter()
     test = evaluate(model, instances, args.batch_size, autocast=model.config.trainer.bf16)
     seconds = time.perf_counter() - started

@@ -50,7 +50,6 @@ class SpanExtractor(nn.Module):
 
     def forward(self, states: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         """states (B, T, D), spans (B, S, 2) end-exclusive -> (B, S, output_dim)."""
-        dim = states.size(-1)
         starts, ends = spans[..., 0], spans[..., 1]
 
         def gather(table: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

@@ -187,7 +187,7 @@ def plot_results(path: str | Path, results: Results, tasks: list[ProbingTask], l
         panel.grid(alpha=0.3)
     for panel in list(axes.flat)[len(tasks):]:
         panel.axis("off")
-    handles, labels = {}, []
+    handles = {}
     for panel in axes.flat:
         for handle, label in zip(*panel.get_legend_handles_labels()):
             handles.setdefault(label, handle)

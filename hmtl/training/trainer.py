@@ -31,7 +31,6 @@ from hmtl.data.loading import load_datasets
 from hmtl.errors import ConfigError, HmtlError
 from hmtl.model import HierarchicalModel
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance
 from hmtl.training.batching import make_batches
 from hmtl.training.evaluation import evaluate
 from hmtl.training.samplers import SAMPLERS, task_schedule
@@ -94,7 +93,10 @@ class Trainer:
             else build_labels(config, {name: splits["train"] for name, splits in self.documents.items()})
         )
         self.model = HierarchicalModel(config, labels)
-        self.instances = {split: self._instances(split) for split in ("train", "validation", "test")}
+        self.instances = {
+            split: self.model.task_instances({name: splits[split] for name, splits in self.documents.items()})
+            for split in ("train", "validation", "test")
+        }
         self.optimizer = self._optimizer()
         self.steps_per_epoch = self._steps_per_epoch()
         total_updates = max(1, config.trainer.num_epochs * self.steps_per_epoch // config.trainer.accumulation_steps)
@@ -118,15 +120,6 @@ class Trainer:
                 raise HmtlError(f"{self.dir} already holds a training run: pass --recover to resume it or --force to overwrite")
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-
-    def _instances(self, split: str) -> dict[str, list[Instance]]:
-        result = {}
-        for task_config in self.config.tasks:
-            task = self.model.task(task_config.name)
-            instances = [i for d in task.datasets for i in task.instances(self.documents[d][split], d)]
-            if instances:
-                result[task.name] = self.model.prepare(instances)
-        return result
 
     def _optimizer(self) -> torch.optim.Optimizer:
         trainer = self.config.trainer
