@@ -5,6 +5,7 @@ A corpus that lacks a layer (no relations, no clusters) simply leaves it empty.
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -64,18 +65,18 @@ class Document:
             total += len(sentence)
         return offsets
 
-    def sentence_of(self, token: int) -> int:
-        for index, start in reversed(list(enumerate(self.sentence_offsets()))):
-            if token >= start:
-                return index
-        raise IndexError(token)
+    def sentence_of(self, token: int, offsets: list[int] | None = None) -> int:
+        """Index of the sentence holding ``token``; pass ``sentence_offsets()`` when asking for many tokens."""
+        if token < 0:
+            raise IndexError(token)
+        return bisect_right(offsets if offsets is not None else self.sentence_offsets(), token) - 1
 
     def entities_by_sentence(self) -> Iterator[tuple[int, list[str], list[Span]]]:
         """Yield (sentence offset, tokens, entities inside it with sentence-level offsets)."""
         offsets = self.sentence_offsets()
         by_sentence: list[list[Span]] = [[] for _ in self.sentences]
         for span in self.entities:
-            index = self.sentence_of(span.start)
+            index = self.sentence_of(span.start, offsets)
             start = offsets[index]
             by_sentence[index].append(Span(span.start - start, span.end - start, span.label))
         for offset, sentence, spans in zip(offsets, self.sentences, by_sentence):
@@ -91,7 +92,7 @@ class Document:
         for span in self.entities:
             if span.end > n:
                 raise ValueError(f"{where}: entity {span} ends after the last token ({n})")
-            sentence = self.sentence_of(span.start)
+            sentence = self.sentence_of(span.start, offsets)
             if span.end > offsets[sentence + 1]:
                 raise ValueError(f"{where}: entity {span} crosses a sentence boundary")
         known = {(s.start, s.end) for s in self.entities}

@@ -29,8 +29,11 @@ def temperature(sizes: dict[str, int], config: SamplerConfig) -> dict[str, float
     return {task: w / total for task, w in weights.items()}
 
 
-def task_schedule(sizes: dict[str, int], config: SamplerConfig, steps: int, rng: np.random.Generator) -> list[str]:
+def task_probabilities(sizes: dict[str, int], config: SamplerConfig) -> dict[str, float]:
+    return SAMPLERS.get(config.type, "sampler.type")(sizes, config)
+
+
+def task_schedule(probabilities: dict[str, float], steps: int, rng: np.random.Generator) -> list[str]:
     """The sequence of tasks for one epoch of ``steps`` steps."""
-    probabilities = SAMPLERS.get(config.type, "sampler.type")(sizes, config)
     tasks = sorted(probabilities)
     return list(rng.choice(tasks, size=steps, p=[probabilities[t] for t in tasks]))

@@ -33,7 +33,7 @@ from hmtl.model import HierarchicalModel
 from hmtl.registry import TASKS
 from hmtl.training.batching import make_batches
 from hmtl.training.evaluation import evaluate
-from hmtl.training.samplers import SAMPLERS, task_schedule
+from hmtl.training.samplers import SAMPLERS, task_probabilities, task_schedule
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.pt"
@@ -238,8 +238,8 @@ class Trainer:
         trainer = self.config.trainer
         batches = {task: make_batches(instances, self._batch_size(task), self.rng) for task, instances in self.instances["train"].items()}
         sizes = {task: len(b) for task, b in batches.items()}
-        schedule = task_schedule(sizes, self.config.sampler, self.steps_per_epoch, self.rng)
-        probabilities = SAMPLERS.get(self.config.sampler.type)(sizes, self.config.sampler)
+        probabilities = task_probabilities(sizes, self.config.sampler)
+        schedule = task_schedule(probabilities, self.steps_per_epoch, self.rng)
         for task, p in probabilities.items():
             writer.add_scalar(f"sampling/{task}", p, self.epoch + 1)
         cursors = {task: 0 for task in batches}
