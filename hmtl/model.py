@@ -63,18 +63,37 @@ class HierarchicalModel(nn.Module):
     def task(self, name: str) -> Task:
         return self.tasks[name]
 
-    def encode(self, features: list[dict], depth: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """Base embedding, the outputs of the first ``depth`` levels, and the token mask."""
+    def encode(
+        self, features: list[dict], depth: int, sentence_lengths: list[list[int] | None] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """Base embedding, the outputs of the first ``depth`` levels, and the token mask. With ``sentence_lengths``
+        (per item, None for a single sentence) the levels see each sentence of a document separately."""
         base, mask = self.embedder(features)
+        by_sentence = sentence_lengths is not None and any(lengths and len(lengths) > 1 for lengths in sentence_lengths)
+        level_base, level_mask = self._split_sentences(base, mask, sentence_lengths) if by_sentence else (base, mask)
         outputs: list[torch.Tensor] = []
         for level in self.levels[:depth]:
-            inputs = base if not outputs else torch.cat([base, outputs[-1]], dim=-1)
-            outputs.append(level(inputs, mask))
+            inputs = level_base if not outputs else torch.cat([level_base, outputs[-1]], dim=-1)
+            outputs.append(level(inputs, level_mask))
+        if by_sentence:  # back to (items, T, D): each item's sentences concatenated, zero padding after
+            outputs = [states.new_zeros(*mask.shape, states.size(-1)).masked_scatter(mask.unsqueeze(-1), states[level_mask])
+                       for states in outputs]
         return base, outputs, mask
+
+    @staticmethod
+    def _split_sentences(base: torch.Tensor, mask: torch.Tensor, sentence_lengths: list) -> tuple[torch.Tensor, torch.Tensor]:
+        """(items, T, D) -> (sentences, T_s, D) and its mask, sentences in item order."""
+        pieces = [
+            piece
+            for b, lengths in enumerate(sentence_lengths)
+            for piece in base[b, : int(mask[b].sum())].split(lengths or [int(mask[b].sum())])
+        ]
+        sentences = nn.utils.rnn.pad_sequence(pieces, batch_first=True)
+        return sentences, torch.arange(sentences.size(1)) < torch.tensor([len(p) for p in pieces]).unsqueeze(1)
 
     def _task_states(self, batch: list[Instance], task_name: str) -> tuple[torch.Tensor, torch.Tensor]:
         depth = self.config.level_index(self.config.task(task_name).level) + 1
-        _, outputs, mask = self.encode([instance.features for instance in batch], depth)
+        _, outputs, mask = self.encode([i.features for i in batch], depth, [i.sentence_lengths for i in batch])
         return outputs[-1], mask
 
     def forward(self, batch: list[Instance], task_name: str) -> torch.Tensor:

@@ -3,7 +3,8 @@ import torch
 from hmtl.config import parse_config
 from hmtl.data.document import Document, Relation, Span
 from hmtl.model import HierarchicalModel
-from hmtl.modules.spans import SpanExtractor, enumerate_spans, prune, span_tensor
+from hmtl.tasks.base import Instance
+from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, pool_between, prune, span_tensor
 from hmtl.tasks.span_classifier import flat_decode
 from hmtl.training.evaluation import evaluate
 from hmtl.training.trainer import build_labels
@@ -12,6 +13,14 @@ from hmtl.training.trainer import build_labels
 def test_spans_stay_inside_sentences_and_respect_width():
     spans = enumerate_spans([2, 3], max_width=2)
     assert spans == [(0, 1), (0, 2), (1, 2), (2, 3), (2, 4), (3, 4), (3, 5), (4, 5)]
+
+
+def test_relation_context_is_the_max_between_the_arguments_in_either_order():
+    states = torch.tensor([[0.0, 5.0], [1.0, -1.0], [3.0, -2.0], [-4.0, 0.5], [9.0, 9.0]])
+    heads = torch.tensor([[0, 1], [4, 5], [0, 2], [0, 3]])
+    tails = torch.tensor([[4, 5], [0, 1], [2, 3], [1, 2]])  # apart, reversed, touching, overlapping
+    pooled = pool_between(states, heads, tails)
+    assert pooled.tolist() == [[3.0, 0.5], [3.0, 0.5], [0.0, 0.0], [0.0, 0.0]]
 
 
 def test_span_representation_uses_end_points_and_attention_inside_the_span():
@@ -80,3 +89,37 @@ def test_all_task_types_learn_a_toy_document():
     metrics = evaluate(model, instances, batch_size=8)
     for key in ("MEAN__ner_f1", "MEAN__emd_f1", "MEAN__re_strict_micro_f1", "MEAN__coref_avg_f1"):
         assert metrics[key] == 100.0, (key, metrics[key])
+
+
+def test_levels_encode_a_document_sentence_by_sentence():
+    torch.manual_seed(0)
+    config = parse_config({
+        "data": {"toy": {"reader": "dygie"}},
+        "embedder": {"char_cnn": {"embedding_dim": 8, "num_filters": 8}, "dropout": 0.0},
+        "levels": [{"name": "a", "hidden_size": 6, "dropout": 0.0}, {"name": "b", "hidden_size": 6, "dropout": 0.0}],
+        "tasks": [{"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"]}],
+    })
+    sentences = [["Ada", "wrote", "."], ["She", "lived", "in", "London", "."], ["Yes"]]
+    document = Document("d", sentences, clusters=[[Span(0, 1), Span(3, 4)]])
+    model = HierarchicalModel(config, build_labels(config, {"toy": [document]})).eval()
+    (instance,) = model.prepare(model.task("coref").instances([document], "toy"))
+    assert instance.sentence_lengths == [3, 5, 1]
+    alone = model.prepare([Instance(["a", "b"], "x")])[0]  # a shorter single-sentence item in the same batch
+    _, joined, mask = model.encode([instance.features, alone.features], 2, [instance.sentence_lengths, None])
+    _, separate, _ = model.encode([model.embedder.prepare(s) for s in sentences], 2)
+    _, single, _ = model.encode([alone.features], 2)
+    for level in range(2):
+        expected = torch.cat([separate[level][i, : len(s)] for i, s in enumerate(sentences)])
+        assert torch.allclose(joined[level][0, :9], expected, atol=1e-6)
+        assert torch.allclose(joined[level][1, :2], single[level][0], atol=1e-6)
+        assert not joined[level][1, 2:].any()
+
+
+def test_pair_scorer_equals_a_feedforward_over_the_concatenated_pair():
+    torch.manual_seed(0)
+    scorer = PairScorer(dim=5, num_distances=4, distance_dim=3, hidden=7, dropout=0.0)
+    g, antecedents, distances = torch.randn(6, 5), torch.randint(0, 6, (6, 4)), torch.randint(0, 4, (6, 4))
+    gi, gj = g.unsqueeze(1).expand(-1, 4, -1), g[antecedents]
+    concatenated = torch.cat([gi, gj, gi * gj, scorer.distance(distances)], dim=-1)
+    expected = scorer.rest(scorer.first(concatenated)).squeeze(-1)
+    assert torch.allclose(scorer(g, antecedents, distances), expected, atol=1e-5)

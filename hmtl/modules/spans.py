@@ -65,6 +65,39 @@ class SpanExtractor(nn.Module):
         return torch.cat([gather(states, starts), gather(states, ends - 1), self.width(widths), attended], dim=-1)
 
 
+class PairScorer(nn.Module):
+    """feedforward([g_i ; g_j ; g_i * g_j ; distance embedding]) -> score, for every mention i and its candidate
+    antecedents j. The first layer is applied block by block (W [a; b; c] = W_a a + W_b b + W_c c), so the g_i and
+    g_j parts are computed once per mention instead of once per pair: three times fewer FLOPs and no (pairs, 3 dim)
+    concatenation, which dominated a document's training step."""
+
+    def __init__(self, dim: int, num_distances: int, distance_dim: int, hidden: int, dropout: float):
+        super().__init__()
+        self.dim = dim
+        self.distance = nn.Embedding(num_distances, distance_dim)
+        self.first = nn.Linear(3 * dim + distance_dim, hidden)
+        self.rest = nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
+
+    def forward(self, g: torch.Tensor, antecedents: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+        """g (K, dim), antecedents and distance buckets (K, A) -> scores (K, A)."""
+        w_i, w_j, w_ij, w_d = self.first.weight.split([self.dim, self.dim, self.dim, self.distance.embedding_dim], dim=1)
+        own = nn.functional.linear(g, w_i, self.first.bias).unsqueeze(1)
+        other = nn.functional.linear(g, w_j)[antecedents]
+        product = nn.functional.linear(g.unsqueeze(1) * g[antecedents], w_ij)
+        distance = nn.functional.linear(self.distance.weight, w_d)[distances]
+        return self.rest(own + other + product + distance).squeeze(-1)
+
+
+def pool_between(states: torch.Tensor, heads: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
+    """Max over the tokens strictly between two spans: states (T, D), heads and tails (P, 2) end-exclusive -> (P, D);
+    zeros where the spans touch or overlap."""
+    start, end = torch.minimum(heads[:, 1], tails[:, 1]), torch.maximum(heads[:, 0], tails[:, 0])
+    positions = torch.arange(states.size(0))
+    between = (positions >= start[:, None]) & (positions < end[:, None])
+    pooled = states.unsqueeze(0).masked_fill(~between.unsqueeze(-1), float("-inf")).amax(dim=1)
+    return pooled.masked_fill(~between.any(-1, keepdim=True), 0)
+
+
 def prune(scores: torch.Tensor, mask: torch.Tensor, keep: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (B, K) of the ``keep[b]`` best-scoring valid spans per item, in span order, and their mask."""
     chosen = [

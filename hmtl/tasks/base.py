@@ -28,6 +28,9 @@ class Instance:
     target: Any = None
     features: dict = field(default_factory=dict)  # the embedder's prepared features, filled once
     source: tuple = ()  # (doc_id, sentence index) to map predictions back
+    # A whole-document instance's sentence lengths: the levels' BiLSTMs run over each sentence on its own (as in
+    # Lee et al. 2017), so a document of a thousand tokens costs as many sequential steps as its longest sentence.
+    sentence_lengths: list[int] | None = None
 
 
 def namespace(dataset: str, task: str) -> str:

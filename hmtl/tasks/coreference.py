@@ -18,7 +18,7 @@ from torch import nn
 from hmtl.config import TaskConfig
 from hmtl.data.document import Document
 from hmtl.metrics.coref import CorefMetrics
-from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, prune, span_tensor
+from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, prune, span_tensor
 from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, Task, namespace
 from hmtl.tasks.span_classifier import span_instances
@@ -62,8 +62,7 @@ class Coreference(Task):
         dim = self.extractor.output_dim
         self.mention_scorer = feedforward(dim, options.hidden_size, 1, options.dropout)
         self.coarse = nn.Linear(dim, dim, bias=False)
-        self.distance = nn.Embedding(len(DISTANCE_BUCKETS) + 1, 20)
-        self.pair_scorer = feedforward(3 * dim + 20, options.hidden_size, 1, options.dropout)
+        self.pair_scorer = PairScorer(dim, len(DISTANCE_BUCKETS) + 1, 20, options.hidden_size, options.dropout)
 
     @classmethod
     def label_sets(cls, config: TaskConfig, documents: dict[str, list[Document]]) -> dict[str, list[str]]:
@@ -89,10 +88,8 @@ class Coreference(Task):
         top = min(self.options.max_antecedents, k)
         coarse_top, antecedents = coarse.topk(top, dim=1)  # (k, top)
         valid = torch.isfinite(coarse_top)
-        gi = g.unsqueeze(1).expand(-1, top, -1)
-        gj = g[antecedents]
         distance = distance_bucket((torch.arange(k).unsqueeze(1) - antecedents).clamp(min=0))
-        fine = self.pair_scorer(torch.cat([gi, gj, gi * gj, self.distance(distance)], dim=-1)).squeeze(-1)
+        fine = self.pair_scorer(g, antecedents, distance)
         scores = (coarse_top.masked_fill(~valid, 0) + fine).masked_fill(~valid, -1e4)
         scores = torch.cat([scores.new_zeros(k, 1), scores], dim=1)  # dummy antecedent scores 0
         mentions = [spans[i] for i in kept.tolist()]

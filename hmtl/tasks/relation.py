@@ -1,6 +1,9 @@
 """Relation extraction between predicted mentions (SpERT-style, on the hierarchy's states): the task classifies
 spans into entity types, then every ordered pair of candidate mentions into a relation label or none.
 
+A pair is [head ; tail ; head * tail ; max-pooled tokens between the two (the localized context that SpERT found
+worth several F1) ; both arguments' entity-type distributions (relation labels constrain argument types)].
+
 Training pairs: gold entities plus the highest-scoring other spans, all positive pairs, and at most
 ``negative_samples`` sampled negative pairs per instance. Decoding pairs: the spans predicted as entities.
 """
@@ -15,7 +18,7 @@ from hmtl.config import TaskConfig
 from hmtl.data.document import Document, Relation, Span
 from hmtl.metrics.relation import RelationF1
 from hmtl.metrics.span_f1 import SpanF1
-from hmtl.modules.spans import feedforward
+from hmtl.modules.spans import feedforward, pool_between
 from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, namespace
 from hmtl.tasks.span_classifier import NULL, SpanClassifier
@@ -51,10 +54,11 @@ class RelationExtractor(SpanClassifier):
         super().__init__(config, input_dim, {ns: both["entities"] for ns, both in labels.items()})
         self.relation_labels = {ns: both["relations"] for ns, both in labels.items()}
         self.labels = labels
-        pair_dim = 3 * self.extractor.output_dim
-        self.pair_classifiers = nn.ModuleDict(
-            {ns: feedforward(pair_dim, self.options.hidden_size, len(rels), self.options.dropout) for ns, rels in self.relation_labels.items()}
-        )
+        span_dim, state_dim = self.extractor.output_dim, input_dim
+        self.pair_classifiers = nn.ModuleDict({
+            ns: feedforward(3 * span_dim + state_dim + 2 * len(labels[ns]["entities"]), self.options.hidden_size, len(rels), self.options.dropout)
+            for ns, rels in self.relation_labels.items()
+        })
         self.relation_index = {ns: {r: i for i, r in enumerate(rels)} for ns, rels in self.relation_labels.items()}
 
     @classmethod
@@ -69,12 +73,17 @@ class RelationExtractor(SpanClassifier):
     def entity_types(self, ns: str) -> list[str]:
         return self.labels[ns]["entities"]
 
-    def _pair_logits(self, representations: torch.Tensor, pairs: torch.Tensor, ns: str) -> torch.Tensor:
+    def _pair_logits(self, states: torch.Tensor, bounds: torch.Tensor, representations: torch.Tensor, type_logits: torch.Tensor,
+                     pairs: torch.Tensor, ns: str) -> torch.Tensor:
+        """One instance: token states (T, D), span bounds (S, 2), span representations and type logits, pairs (P, 2)."""
         head, tail = representations[pairs[:, 0]], representations[pairs[:, 1]]
-        return self.pair_classifiers[ns](torch.cat([head, tail, head * tail], dim=-1))
+        types = type_logits.float().softmax(-1).to(head.dtype)
+        context = pool_between(states, bounds[pairs[:, 0]], bounds[pairs[:, 1]])
+        features = [head, tail, head * tail, context.to(head.dtype), types[pairs[:, 0]], types[pairs[:, 1]]]
+        return self.pair_classifiers[ns](torch.cat(features, dim=-1))
 
     def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
-        spans, _, span_mask, logits, representations = self._logits(states, batch, with_representations=True)
+        spans, bounds, span_mask, logits, representations = self._logits(states, batch, with_representations=True)
         entity_loss = self._entity_loss(spans, span_mask, logits, batch)
         ns = batch[0].namespace
         index = self.relation_index[ns]
@@ -96,13 +105,13 @@ class RelationExtractor(SpanClassifier):
             if not pairs:
                 continue
             labels = torch.tensor([gold.get(p, 0) for p in pairs])
-            pair_logits = self._pair_logits(representations[b], torch.tensor(pairs), ns)
+            pair_logits = self._pair_logits(states[b], bounds[b], representations[b], logits[b], torch.tensor(pairs), ns)
             pair_losses.append(nn.functional.cross_entropy(pair_logits.float(), labels, reduction="sum"))
         relation_loss = torch.stack(pair_losses).sum() / len(batch) if pair_losses else logits.sum() * 0
         return entity_loss + self.options.relation_weight * relation_loss
 
     def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[tuple[list[Span], list[Relation]]]:
-        spans, _, span_mask, logits, representations = self._logits(states, batch, with_representations=True)
+        spans, bounds, span_mask, logits, representations = self._logits(states, batch, with_representations=True)
         entities = self._decode_entities(spans, span_mask, logits, batch)
         ns = batch[0].namespace
         relation_labels = self.relation_labels[ns]
@@ -113,7 +122,7 @@ class RelationExtractor(SpanClassifier):
             if len(found) > 1:
                 pairs = [(h, t) for h in range(len(found)) for t in range(len(found)) if h != t]
                 rows = torch.tensor([(position[b][found[h].bounds], position[b][found[t].bounds]) for h, t in pairs])
-                predicted = self._pair_logits(representations[b], rows, ns).argmax(-1).tolist()
+                predicted = self._pair_logits(states[b], bounds[b], representations[b], logits[b], rows, ns).argmax(-1).tolist()
                 relations = [Relation(found[h], found[t], relation_labels[p]) for (h, t), p in zip(pairs, predicted) if p]
             results.append((found, relations))
         return results

@@ -38,7 +38,7 @@ def span_instances(documents: list[Document], ns: str, unit: Literal["sentence",
     for doc in documents:
         if unit == "document":
             target = SpanTarget([len(s) for s in doc.sentences], list(doc.entities), list(doc.relations), [list(c) for c in doc.clusters])
-            instances.append(Instance(doc.tokens, ns, target, source=(doc.doc_id,)))
+            instances.append(Instance(doc.tokens, ns, target, source=(doc.doc_id,), sentence_lengths=target.lengths))
             continue
         offsets = doc.sentence_offsets()
         for index, (offset, sentence) in enumerate(zip(offsets, doc.sentences)):

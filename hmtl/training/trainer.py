@@ -204,7 +204,7 @@ class Trainer:
         self.model.train()
         while self.epoch < trainer.num_epochs and self.bad_epochs < trainer.patience:
             started = time.perf_counter()
-            train_losses = self._train_epoch(writer)
+            train_losses, task_steps = self._train_epoch(writer)
             self.epoch += 1
             validation = evaluate(self.model, self.instances["validation"], trainer.batch_size, "validating", trainer.bf16)
             value = validation.get(self.metric_name)
@@ -222,6 +222,8 @@ class Trainer:
                 "epoch": self.epoch,
                 "seconds": round(time.perf_counter() - started, 1),
                 "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "updates": self.updates,  # optimizer steps so far: HMTL's "updates to the best dev score"
+                "task_steps": task_steps,
                 "train_loss": train_losses,
                 "validation": validation,
             }
@@ -234,7 +236,8 @@ class Trainer:
         writer.close()
         return self.test()
 
-    def _train_epoch(self, writer) -> dict[str, float]:
+    def _train_epoch(self, writer) -> tuple[dict[str, float], dict[str, int]]:
+        """One epoch of sampled steps; returns each task's mean loss and number of batches."""
         trainer = self.config.trainer
         batches = {task: make_batches(instances, self._batch_size(task), self.rng) for task, instances in self.instances["train"].items()}
         sizes = {task: len(b) for task, b in batches.items()}
@@ -274,7 +277,7 @@ class Trainer:
         losses = {task: s / max(n, 1) for task, (s, n) in totals.items()}
         for task, value in losses.items():
             writer.add_scalar(f"epoch_loss/{task}", value, self.epoch + 1)
-        return losses
+        return losses, {task: n for task, (_, n) in totals.items()}
 
     def test(self) -> dict:
         """Evaluate the best checkpoint on the test splits and record it in metrics.json."""
