@@ -49,6 +49,9 @@ class TransformerConfig(Section):
     fine_tune: bool = False
     scalar_mix: bool = True
     pooling: Literal["first", "mean"] = "mean"
+    context: int = Field(default=0, ge=0, description=(
+        "subwords of the neighbouring sentences given to the transformer on each side of a sentence (document "
+        "context, as FLERT); 0: the sentence alone"))
 
 
 class EmbedderConfig(Section):

@@ -118,7 +118,7 @@ class HierarchicalModel(nn.Module):
     def prepare(self, instances: list[Instance]) -> list[Instance]:
         for instance in instances:
             if not instance.features:
-                instance.features = self.embedder.prepare(instance.tokens)
+                instance.features = self.embedder.prepare(instance.tokens, instance.context)
         return instances
 
     @torch.no_grad()

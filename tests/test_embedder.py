@@ -39,7 +39,7 @@ def test_frozen_transformer_outputs_are_computed_once(minilm, monkeypatch):
     assert not minilm.model.training  # frozen: no dropout, so outputs can be cached
     first = minilm([features], num_words=2)
     assert "transformer_cache" in features
-    monkeypatch.setattr(minilm, "layer_states", lambda _: pytest.fail("the transformer ran again"))
+    monkeypatch.setattr(minilm, "layer_states", lambda *_: pytest.fail("the transformer ran again"))
     assert torch.equal(minilm([features], num_words=2), first)
 
 
@@ -58,3 +58,23 @@ def test_long_inputs_run_in_overlapping_windows(minilm):
 def test_unknown_transformer_folder_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match="embedder.transformer.path"):
         resolve_transformer_path(str(tmp_path / "nope"))
+
+
+def test_document_context_is_read_but_only_the_sentence_is_returned(minilm):
+    minilm.context = 4
+    try:
+        before, after = ["Ada", "Lovelace", "met", "Charles", "Babbage", "."], ["She", "wrote", "notes", "."]
+        left, right = minilm.context_ids(before, after)
+        assert left == minilm.ids(before)[0][-4:] and right == minilm.ids(after)[0][:4]
+        subwords, _ = minilm.ids(["He", "built", "engines"])
+        with torch.no_grad():
+            alone = minilm.layer_states([subwords, subwords])[-1]
+            in_context = minilm.layer_states([subwords, subwords], [(left, right), ([], [])])[-1]
+            joined = minilm.layer_states([left + subwords + right])[-1]
+        assert in_context.shape == alone.shape
+        assert torch.allclose(in_context[0], joined[0, len(left) : len(left) + len(subwords)], atol=1e-4)
+        assert torch.allclose(in_context[1], alone[1], atol=1e-4)  # no context: the sentence alone
+        assert not torch.allclose(in_context[0], alone[0], atol=1e-2)  # the context changed the states
+    finally:
+        minilm.context = 0
+    assert minilm.context_ids(["a"], ["b"]) == ([], [])

@@ -123,3 +123,23 @@ def test_pair_scorer_equals_a_feedforward_over_the_concatenated_pair():
     concatenated = torch.cat([gi, gj, gi * gj, scorer.distance(distances)], dim=-1)
     expected = scorer.rest(scorer.first(concatenated)).squeeze(-1)
     assert torch.allclose(scorer(g, antecedents, distances), expected, atol=1e-5)
+
+
+def test_sentence_instances_carry_their_document_context():
+    from hmtl.tasks.base import CONTEXT_WORDS, sentence_context
+
+    sentences = [["w"] * (CONTEXT_WORDS + 5), ["Ada", "wrote", "."], ["She", "lived", "."]]
+    document = Document("d", sentences, entities=[Span(CONTEXT_WORDS + 5, CONTEXT_WORDS + 6, "PER")])
+    before, after = sentence_context(document, 1)
+    assert before == ["w"] * CONTEXT_WORDS and after == ["She", "lived", "."]
+    assert sentence_context(document, 2) == (["w"] * (CONTEXT_WORDS - 3) + ["Ada", "wrote", "."], [])
+    config = parse_config({
+        "data": {"toy": {"reader": "dygie"}},
+        "levels": [{"name": "a", "hidden_size": 4}],
+        "tasks": [{"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
+                  {"name": "emd", "type": "span_classifier", "level": "a", "datasets": ["toy"]}],
+    })
+    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+    for name in ("ner", "emd"):
+        second = model.task(name).instances([document], "toy")[1]
+        assert second.tokens == ["Ada", "wrote", "."] and second.context == (before, after)

@@ -115,6 +115,7 @@ class TransformerEmbedder(nn.Module):
         self.model = AutoModel.from_pretrained(path)
         self.fine_tune = config.fine_tune
         self.pooling = config.pooling
+        self.context = config.context
         if not self.fine_tune:
             self.model.requires_grad_(False)
         num_layers = self.model.config.num_hidden_layers + 1
@@ -130,14 +131,37 @@ class TransformerEmbedder(nn.Module):
             owners.extend([index] * len(token_ids))
         return pieces, owners
 
+    def context_ids(self, before: list[str], after: list[str]) -> tuple[list[int], list[int]]:
+        """The last ``context`` subwords of the words before a sentence and the first ``context`` of those after."""
+        if not self.context:
+            return [], []
+        left = self.ids(before)[0][-self.context :] if before else []
+        return left, self.ids(after)[0][: self.context] if after else []
+
     def _windows(self, length: int) -> list[int]:
         starts = [0]
         while starts[-1] + MAX_SUBWORDS < length:
             starts.append(starts[-1] + WINDOW_STRIDE)
         return starts
 
-    def layer_states(self, subwords: list[list[int]]) -> list[torch.Tensor]:
+    def layer_states(self, subwords: list[list[int]], contexts: list[tuple[list[int], list[int]]] | None = None) -> list[torch.Tensor]:
         """All hidden layers for each sequence of subword ids: list over layers of (B, S, H), S = longest input.
+        With ``contexts`` (subwords before and after each sequence) the transformer reads them too; only the
+        sequence's own states are returned."""
+        if not contexts or not any(left or right for left, right in contexts):
+            return self._sequence_states(subwords)
+        full = self._sequence_states([left + ids + right for ids, (left, right) in zip(subwords, contexts)])
+        longest = max(len(ids) for ids in subwords)
+        layers = []
+        for states in full:
+            out = states.new_zeros(len(subwords), longest, states.size(-1))
+            for b, (ids, (left, _)) in enumerate(zip(subwords, contexts)):
+                out[b, : len(ids)] = states[b, len(left) : len(left) + len(ids)]
+            layers.append(out)
+        return layers
+
+    def _sequence_states(self, subwords: list[list[int]]) -> list[torch.Tensor]:
+        """``layer_states`` without context.
 
         Sequences longer than the model's window are cut into overlapping windows; each subword takes its state from
         the window where it sits farthest from an edge.
@@ -196,8 +220,8 @@ class TransformerEmbedder(nn.Module):
         """Word states (B, num_words, H) of a batch of prepared sentences."""
         if not self.fine_tune:
             return self._mix(list(self._cached_word_layers(features, num_words)))
-        subwords = [f["subwords"] for f in features]
-        return self.pool(self._mix(self.layer_states(subwords)), self.owners(features), num_words)
+        layers = self.layer_states([f["subwords"] for f in features], [f.get("context", ([], [])) for f in features])
+        return self.pool(self._mix(layers), self.owners(features), num_words)
 
     @staticmethod
     def owners(features: list[dict]) -> torch.Tensor:
@@ -213,7 +237,7 @@ class TransformerEmbedder(nn.Module):
         missing = [f for f in features if "transformer_cache" not in f]
         if missing:
             longest = max(f["length"] for f in missing)
-            layers = self.layer_states([f["subwords"] for f in missing])
+            layers = self.layer_states([f["subwords"] for f in missing], [f.get("context", ([], [])) for f in missing])
             owners = self.owners(missing)
             pooled = torch.stack([self.pool(layer.float(), owners, longest) for layer in layers])
             for b, f in enumerate(missing):
@@ -238,8 +262,9 @@ class Embedder(nn.Module):
             raise ConfigError("embedder: configure at least one of glove, char_cnn, transformer")
         self.dropout = nn.Dropout(config.dropout)
 
-    def prepare(self, tokens: list[str]) -> dict:
-        """Integer features of one sentence, computed once when the data is loaded."""
+    def prepare(self, tokens: list[str], context: tuple[list[str], list[str]] = ([], [])) -> dict:
+        """Integer features of one sentence (and the transformer's subwords of its ``context`` words before and
+        after), computed once when the data is loaded."""
         features: dict = {"length": len(tokens)}
         if self.glove is not None:
             features["glove"] = self.glove.ids(tokens)
@@ -247,6 +272,7 @@ class Embedder(nn.Module):
             features["chars"] = self.char_cnn.ids(tokens)
         if self.transformer is not None:
             features["subwords"], features["owners"] = self.transformer.ids(tokens)
+            features["context"] = self.transformer.context_ids(*context)
         return features
 
     def forward(self, features: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -31,10 +31,22 @@ class Instance:
     # A whole-document instance's sentence lengths: the levels' BiLSTMs run over each sentence on its own (as in
     # Lee et al. 2017), so a document of a thousand tokens costs as many sequential steps as its longest sentence.
     sentence_lengths: list[int] | None = None
+    # The words before and after a sentence in its document, for a transformer that reads document context.
+    context: tuple[list[str], list[str]] = ([], [])
 
 
 def namespace(dataset: str, task: str) -> str:
     return f"{dataset}__{task}"
+
+
+CONTEXT_WORDS = 100  # words kept on each side of a sentence; the embedder cuts them to its subword budget
+
+
+def sentence_context(document: Document, index: int) -> tuple[list[str], list[str]]:
+    """The words of ``document`` before and after its sentence ``index`` (at most CONTEXT_WORDS each side)."""
+    before = [t for s in document.sentences[:index] for t in s][-CONTEXT_WORDS:]
+    after = [t for s in document.sentences[index + 1 :] for t in s][:CONTEXT_WORDS]
+    return before, after
 
 
 class Task(nn.Module):

@@ -12,7 +12,7 @@ from hmtl.data.tagging import spans_to_tags, tags_to_spans
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.crf import CRF, bioes_constraints
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, namespace
+from hmtl.tasks.base import Instance, Task, namespace, sentence_context
 
 
 class TokenAccuracy:
@@ -97,7 +97,7 @@ class CrfTagger(Task):
     def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
         ns = namespace(dataset, self.name)
         return [
-            Instance(tokens=tokens, namespace=ns, target=tags, source=(doc.doc_id, i))
+            Instance(tokens=tokens, namespace=ns, target=tags, source=(doc.doc_id, i), context=sentence_context(doc, i))
             for doc in documents
             for i, (tokens, tags) in enumerate(zip(doc.sentences, self.sentence_tags(doc)))
             if tokens

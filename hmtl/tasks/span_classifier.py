@@ -13,7 +13,7 @@ from hmtl.data.document import Document, Relation, Span
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, span_tensor
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, namespace
+from hmtl.tasks.base import Instance, Task, namespace, sentence_context
 
 NULL = "O"
 
@@ -50,7 +50,7 @@ def span_instances(documents: list[Document], ns: str, unit: Literal["sentence",
                 [Relation(_shift(r.head, offset), _shift(r.tail, offset), r.label) for r in doc.relations if inside(r.head) and inside(r.tail)],
             )
             if sentence:
-                instances.append(Instance(sentence, ns, target, source=(doc.doc_id, index)))
+                instances.append(Instance(sentence, ns, target, source=(doc.doc_id, index), context=sentence_context(doc, index)))
     return instances
 
 
