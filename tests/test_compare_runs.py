@@ -1,0 +1,38 @@
+"""scripts/compare_runs.py: multi-task vs single-task test metrics and updates to the best dev score."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "compare_runs.py"
+spec = importlib.util.spec_from_file_location("compare_runs", SCRIPT)
+compare_runs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(compare_runs)
+
+
+def run_dir(tmp_path, name, test, updates, best_epoch):
+    directory = tmp_path / name
+    directory.mkdir()
+    epochs = [{"epoch": e, "updates": u, "validation": {}} for e, u in enumerate(updates, start=1)]
+    (directory / "metrics.json").write_text(json.dumps({"epochs": epochs, "best_epoch": best_epoch, "test": test}))
+    return str(directory)
+
+
+def test_compare_puts_each_task_beside_its_single_task_run_and_sums_updates(tmp_path):
+    multi = run_dir(tmp_path, "multi", {"MEAN__ner_f1": 90.0, "MEAN__coref_avg_f1": 41.0, "MEAN__all": 65.5}, [100, 200, 300], 2)
+    ner = run_dir(tmp_path, "ner", {"MEAN__ner_f1": 89.5, "MEAN__all": 89.5}, [40, 80], 2)
+    coref = run_dir(tmp_path, "coref", {"MEAN__coref_avg_f1": 42.0, "MEAN__all": 42.0}, [30, 60, 90], 1)
+    result = compare_runs.compare(compare_runs.load(multi), [compare_runs.load(ner), compare_runs.load(coref)])
+    assert [(r["metric"], r["multi"], r["single"]) for r in result["rows"]] == [("ner_f1", 90.0, 89.5), ("coref_avg_f1", 41.0, 42.0)]
+    assert (result["multi_updates_to_best"], result["single_updates_total"]) == (200, 110)
+    table = compare_runs.markdown(result, multi)
+    assert "| ner_f1 | 90.00 | 89.50 | +0.50 |" in table and "| coref_avg_f1 | 41.00 | 42.00 | -1.00 |" in table
+
+
+def test_an_unfinished_run_is_named(tmp_path):
+    directory = tmp_path / "running"
+    directory.mkdir()
+    (directory / "metrics.json").write_text(json.dumps({"epochs": [], "best_epoch": None}))
+    with pytest.raises(SystemExit, match="running/metrics.json has no test metrics"):
+        compare_runs.load(str(directory))
