@@ -58,8 +58,13 @@ class Predictor:
         document = Document(doc_id=doc_id, sentences=sentences)
         offsets = document.sentence_offsets()
         output: dict = {"doc_id": doc_id, "sentences": sentences}
+        shared: dict[tuple, dict] = {}  # one features dict per unit: a frozen transformer's cached states serve every task
         for name, task in self.model.tasks.items():
-            instances = self.model.prepare(task.instances([document], task.datasets[0]))
+            instances = task.instances([document], task.datasets[0])
+            for instance in instances:
+                instance.features = shared.get(instance.source, {})
+            for instance in self.model.prepare(instances):
+                shared[instance.source] = instance.features
             predictions = {}
             for batch in make_batches(instances, task.batch_size(self.batch_size)):
                 predictions.update(zip(map(id, batch), self.model.decode(batch, name)))

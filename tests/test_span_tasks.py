@@ -143,3 +143,23 @@ def test_sentence_instances_carry_their_document_context():
     for name in ("ner", "emd"):
         second = model.task(name).instances([document], "toy")[1]
         assert second.tokens == ["Ada", "wrote", "."] and second.context == (before, after)
+
+
+def test_predictor_prepares_each_sentence_once_for_all_sentence_tasks(monkeypatch):
+    from hmtl.predict import Predictor
+
+    config = parse_config({
+        "data": {"toy": {"reader": "dygie"}},
+        "levels": [{"name": "a", "hidden_size": 4}],
+        "tasks": [{"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
+                  {"name": "emd", "type": "span_classifier", "level": "a", "datasets": ["toy"]},
+                  {"name": "coref", "type": "coreference", "level": "a", "datasets": ["toy"]}],
+    })
+    document = Document("d", [["Ada", "wrote", "."], ["She", "lived", "."]], entities=[Span(0, 1, "PER")])
+    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+    prepared = []
+    original = model.embedder.prepare
+    monkeypatch.setattr(model.embedder, "prepare", lambda tokens, context=([], []): prepared.append(tokens) or original(tokens, context))
+    result = Predictor(model).predict(document.sentences)
+    assert prepared == [["Ada", "wrote", "."], ["She", "lived", "."], document.tokens]  # two sentences, one document
+    assert set(result) >= {"ner", "emd", "coref"}
