@@ -54,6 +54,8 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default=None, help="which configured dataset's reader and heads the file uses")
     parser.add_argument("--output_file", default=None, help="JSON output (default: <serialization_dir>/evaluation.json)")
     parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--overrides", default=None,
+                        help='JSON merged over the model\'s config for inference, e.g. \'{"embedder": {"transformer": {"context": 64}}}\'')
     args = parser.parse_args(argv)
 
     def main() -> None:
@@ -61,7 +63,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         from hmtl.model import load_model
         from hmtl.training.evaluation import evaluate
 
-        model = load_model(args.serialization_dir)
+        model = load_model(args.serialization_dir, args.overrides)
         config = model.config
         if args.evaluation_data_file:
             dataset = args.dataset or next(iter(config.tasks[0].datasets))
@@ -74,7 +76,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         instances = model.task_instances(documents)
         if not instances:
             raise HmtlError("nothing to evaluate: no task has test data")
-        metrics = evaluate(model, instances, args.batch_size)
+        metrics = evaluate(model, instances, args.batch_size, autocast=config.trainer.bf16)  # as validation ran
         print(format_table(metrics))
         output = Path(args.output_file or Path(args.serialization_dir) / "evaluation.json")
         output.write_text(json.dumps(metrics, indent=2))

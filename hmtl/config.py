@@ -183,10 +183,18 @@ def load_config(path: str | Path, overrides: str | dict | None = None, expand: b
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
     if overrides:
-        if isinstance(overrides, str):
-            try:
-                overrides = json.loads(overrides)
-            except json.JSONDecodeError as error:
-                raise ConfigError(f"--overrides is not valid JSON ({error.msg})") from None
-        raw = deep_merge(raw, overrides)
+        raw = deep_merge(raw, parse_overrides(overrides))
     return parse_config(_expand(raw) if expand else raw, str(path))
+
+
+def parse_overrides(overrides: str | dict) -> dict:
+    """``--overrides``: a JSON object (as a string) or a dict."""
+    if isinstance(overrides, dict):
+        return overrides
+    try:
+        parsed = json.loads(overrides)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"--overrides is not valid JSON ({error.msg})") from None
+    if not isinstance(parsed, dict):
+        raise ConfigError('--overrides must be a JSON object, e.g. \'{"trainer": {"num_epochs": 1}}\'')
+    return parsed

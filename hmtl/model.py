@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import hmtl.tasks  # noqa: F401  (registers the task types)
-from hmtl.config import Config, LevelConfig, parse_config
+from hmtl.config import Config, LevelConfig, deep_merge, parse_config, parse_overrides
 from hmtl.errors import HmtlError
 from hmtl.modules.embedder import Embedder
 from hmtl.registry import TASKS
@@ -150,16 +150,23 @@ class HierarchicalModel(nn.Module):
         (directory / LABELS_FILE).write_text(json.dumps(self.label_vocab, indent=1))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "HierarchicalModel":
+    def from_pretrained(cls, directory: str | Path, overrides: str | dict | None = None) -> "HierarchicalModel":
+        """A saved model; ``overrides`` change inference settings of its config (e.g. the transformer's document
+        context, bf16), not its shape."""
         directory = Path(directory)
         for name in (WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE):
             if not (directory / name).exists():
                 raise HmtlError(f"{directory} is not a saved hmtl model: {name} is missing")
-        config = parse_config(read_json(directory / CONFIG_FILE), str(directory / CONFIG_FILE))
+        raw = read_json(directory / CONFIG_FILE)
+        config = parse_config(deep_merge(raw, parse_overrides(overrides)) if overrides else raw, str(directory / CONFIG_FILE))
         labels = read_json(directory / LABELS_FILE)
         check_labels(labels, config, directory / LABELS_FILE)
         model = cls(config, labels)
-        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        try:
+            model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+        except RuntimeError as error:
+            raise HmtlError(f"{directory}: the weights do not fit the model its config describes"
+                            f"{' with --overrides' if overrides else ''}: {str(error).splitlines()[1].strip()}") from None
         model.eval()
         return model
 
@@ -181,9 +188,9 @@ def check_labels(labels, config: Config, path: Path) -> None:
             raise HmtlError(f"{path}: no labels for task {task.name!r}; expected {expected}")
 
 
-def load_model(serialization_dir: str | Path) -> HierarchicalModel:
-    """The best model of a training run (``<serialization_dir>/best``)."""
+def load_model(serialization_dir: str | Path, overrides: str | dict | None = None) -> HierarchicalModel:
+    """The best model of a training run (``<serialization_dir>/best``), see ``from_pretrained`` for ``overrides``."""
     best = Path(serialization_dir) / "best"
     if not best.is_dir():
         raise HmtlError(f"{serialization_dir} has no trained model (expected {best}/); train one with train.py first")
-    return HierarchicalModel.from_pretrained(best)
+    return HierarchicalModel.from_pretrained(best, overrides)

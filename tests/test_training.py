@@ -74,6 +74,14 @@ def test_cli_train_and_evaluate(tiny_ner_config, tmp_path, capsys):
     evaluate_main(["--serialization_dir", str(out), "--evaluation_data_file", dev, "--output_file", str(tmp_path / "e.json")])
     assert (tmp_path / "e.json").exists()
     assert "MEAN__ner_f1" in capsys.readouterr().out
+    # inference settings can be changed; the model's shape cannot
+    evaluate_main(["--serialization_dir", str(out), "--overrides", '{"trainer": {"bf16": true}}', "--output_file", str(tmp_path / "b.json")])
+    assert "tiny__ner_f1" in json.loads((tmp_path / "b.json").read_text())
+    for overrides, message in [('{"levels": [{"name": "low", "hidden_size": 3}]}', "do not fit the model its config describes with --overrides"),
+                               ("[1]", "--overrides must be a JSON object"), ("{oops", "--overrides is not valid JSON")]:
+        with pytest.raises(SystemExit):
+            evaluate_main(["--serialization_dir", str(out), "--overrides", overrides])
+        assert message in capsys.readouterr().err
 
 
 def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
