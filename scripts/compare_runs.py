@@ -3,7 +3,8 @@ the same tasks, and the parameter updates each needed to reach its best dev scor
 
     python scripts/compare_runs.py --multi runs/hmtl --single runs/ner runs/emd runs/re runs/coref
 
-Prints a Markdown table (for docs/BENCHMARKS.md) and, with --json, the figures as JSON.
+Prints a Markdown table (for docs/BENCHMARKS.md) and, with --json, the figures as JSON; --plot FILE.png draws each
+task's main dev metric against parameter updates, multi-task beside single-task.
 """
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ def load(directory: str) -> dict:
     summary = json.loads((Path(directory) / "metrics.json").read_text())
     if "test" not in summary:
         raise SystemExit(f"error: {directory}/metrics.json has no test metrics (is the run finished?)")
-    best = summary["epochs"][summary["best_epoch"] - 1]
-    if "updates" not in best:
+    if any("updates" not in epoch for epoch in summary["epochs"]):
         raise SystemExit(f"error: {directory}/metrics.json does not record parameter updates (trained by an older hmtl)")
-    return {"dir": directory, "test": summary["test"], "best_epoch": summary["best_epoch"], "updates": best["updates"]}
+    best = summary["epochs"][summary["best_epoch"] - 1]
+    return {"dir": directory, "test": summary["test"], "best_epoch": summary["best_epoch"], "updates": best["updates"],
+            "curve": [(epoch["updates"], epoch["validation"]) for epoch in summary["epochs"]]}
 
 
 def compare(multi: dict, singles: list[dict]) -> dict:
@@ -51,14 +53,45 @@ def markdown(result: dict, multi_dir: str) -> str:
     return "\n".join(lines)
 
 
+def main_metrics(run: dict) -> list[str]:
+    """Each task's main metric: the first ``MEAN__<task>_`` key in the order the task reports them."""
+    config = json.loads((Path(run["dir"]) / "config.json").read_text())
+    keys = [k for k in run["test"] if k.startswith("MEAN__") and k != "MEAN__all"]
+    return [next(k for k in keys if k.startswith(f"MEAN__{task['name']}_")) for task in config["tasks"]]
+
+
+def plot(multi: dict, singles: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = main_metrics(multi)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
+    for axis, key in zip(axes[0], metrics):
+        for run, style, label in [(multi, "o-", "multi-task")] + [(s, "s--", "single-task") for s in singles if key in s["test"]]:
+            updates, values = zip(*[(u, v[key]) for u, v in run["curve"] if key in v])
+            axis.plot(updates, values, style, label=label)
+        axis.set_title(key[len("MEAN__"):] + " (dev)")
+        axis.set_xlabel("parameter updates")
+        axis.grid(alpha=0.3)
+    axes[0][0].legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--multi", required=True, help="serialization directory of the multi-task run")
     parser.add_argument("--single", nargs="+", required=True, help="serialization directories of single-task runs")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--plot", default=None, help="PNG file for the dev curves")
     args = parser.parse_args()
-    result = compare(load(args.multi), [load(d) for d in args.single])
-    print(json.dumps(result, indent=2) if args.json else markdown(result, args.multi))
+    multi, singles = load(args.multi), [load(d) for d in args.single]
+    print(json.dumps(compare(multi, singles), indent=2) if args.json else markdown(compare(multi, singles), args.multi))
+    if args.plot:
+        plot(multi, singles, args.plot)
+        print(f"plot written to {args.plot}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ spec.loader.exec_module(compare_runs)
 def run_dir(tmp_path, name, test, updates, best_epoch):
     directory = tmp_path / name
     directory.mkdir()
-    epochs = [{"epoch": e, "updates": u, "validation": {}} for e, u in enumerate(updates, start=1)]
+    epochs = [{"epoch": e, "updates": u, "validation": {k: v - 10 + e for k, v in test.items()}} for e, u in enumerate(updates, start=1)]
     (directory / "metrics.json").write_text(json.dumps({"epochs": epochs, "best_epoch": best_epoch, "test": test}))
+    tasks = sorted({k[len("MEAN__"):].split("_")[0] for k in test if k != "MEAN__all"})
+    (directory / "config.json").write_text(json.dumps({"tasks": [{"name": t} for t in tasks]}))
     return str(directory)
 
 
@@ -28,6 +30,8 @@ def test_compare_puts_each_task_beside_its_single_task_run_and_sums_updates(tmp_
     assert (result["multi_updates_to_best"], result["single_updates_total"]) == (200, 110)
     table = compare_runs.markdown(result, multi)
     assert "| ner_f1 | 90.00 | 89.50 | +0.50 |" in table and "| coref_avg_f1 | 41.00 | 42.00 | -1.00 |" in table
+    compare_runs.plot(compare_runs.load(multi), [compare_runs.load(ner), compare_runs.load(coref)], str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_an_unfinished_run_is_named(tmp_path):
