@@ -44,14 +44,17 @@ class CharCnnConfig(Section):
     kernel_size: int = 3
 
 
+MAX_CONTEXT_SUBWORDS = 100  # sentence instances keep this many words of context on each side
+
+
 class TransformerConfig(Section):
     path: str = Field(default="minilm", description='a local model folder, or "minilm" for the bundled MiniLM')
     fine_tune: bool = False
     scalar_mix: bool = True
     pooling: Literal["first", "mean"] = "mean"
-    context: int = Field(default=0, ge=0, description=(
+    context: int = Field(default=0, ge=0, le=MAX_CONTEXT_SUBWORDS, description=(
         "subwords of the neighbouring sentences given to the transformer on each side of a sentence (document "
-        "context, as FLERT); 0: the sentence alone"))
+        f"context, as FLERT), at most {MAX_CONTEXT_SUBWORDS}; 0: the sentence alone"))
 
 
 class EmbedderConfig(Section):

@@ -166,7 +166,7 @@ class HierarchicalModel(nn.Module):
             model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
         except RuntimeError as error:
             raise HmtlError(f"{directory}: the weights do not fit the model its config describes"
-                            f"{' with --overrides' if overrides else ''}: {str(error).splitlines()[1].strip()}") from None
+                            f"{' with --overrides' if overrides else ''}: {str(error).strip().splitlines()[-1].strip()}") from None
         model.eval()
         return model
 

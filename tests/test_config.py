@@ -37,6 +37,7 @@ def test_overrides_merge_on_top(tmp_path):
         ({"levels": [{"name": "low", "hidden": 3}]}, "levels[0].hidden"),
         ({"tasks": [{"name": "ner", "type": "crf_tagger", "level": "low"}]}, "tasks[0].datasets"),
         ({"trainer": {"batch_size": "many"}}, "trainer.batch_size"),
+        ({"embedder": {"transformer": {"context": 101}}}, "embedder.transformer.context"),  # more than instances keep
     ],
 )
 def test_bad_key_is_named(tmp_path, change, key):

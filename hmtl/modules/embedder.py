@@ -220,8 +220,11 @@ class TransformerEmbedder(nn.Module):
         """Word states (B, num_words, H) of a batch of prepared sentences."""
         if not self.fine_tune:
             return self._mix(list(self._cached_word_layers(features, num_words)))
-        layers = self.layer_states([f["subwords"] for f in features], [f.get("context", ([], [])) for f in features])
-        return self.pool(self._mix(layers), self.owners(features), num_words)
+        return self.pool(self._mix(self._feature_states(features)), self.owners(features), num_words)
+
+    def _feature_states(self, features: list[dict]) -> list[torch.Tensor]:
+        """``layer_states`` of prepared sentences, with their document context when they have one."""
+        return self.layer_states([f["subwords"] for f in features], [f.get("context", ([], [])) for f in features])
 
     @staticmethod
     def owners(features: list[dict]) -> torch.Tensor:
@@ -237,7 +240,7 @@ class TransformerEmbedder(nn.Module):
         missing = [f for f in features if "transformer_cache" not in f]
         if missing:
             longest = max(f["length"] for f in missing)
-            layers = self.layer_states([f["subwords"] for f in missing], [f.get("context", ([], [])) for f in missing])
+            layers = self._feature_states(missing)
             owners = self.owners(missing)
             pooled = torch.stack([self.pool(layer.float(), owners, longest) for layer in layers])
             for b, f in enumerate(missing):

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from hmtl.config import Section, TaskConfig
+from hmtl.config import MAX_CONTEXT_SUBWORDS, Section, TaskConfig
 from hmtl.data.document import Document
 from hmtl.errors import ConfigError
 from pydantic import ValidationError
@@ -39,14 +39,26 @@ def namespace(dataset: str, task: str) -> str:
     return f"{dataset}__{task}"
 
 
-CONTEXT_WORDS = 100  # words kept on each side of a sentence; the embedder cuts them to its subword budget
+# Words kept on each side of a sentence: every word has at least one subword, so they fill the largest context the
+# transformer may be configured with; the embedder cuts them to its subword budget.
+CONTEXT_WORDS = MAX_CONTEXT_SUBWORDS
 
 
 def sentence_context(document: Document, index: int) -> tuple[list[str], list[str]]:
-    """The words of ``document`` before and after its sentence ``index`` (at most CONTEXT_WORDS each side)."""
-    before = [t for s in document.sentences[:index] for t in s][-CONTEXT_WORDS:]
-    after = [t for s in document.sentences[index + 1 :] for t in s][:CONTEXT_WORDS]
-    return before, after
+    """The words of ``document`` before and after its sentence ``index`` (at most CONTEXT_WORDS each side). Only
+    the neighbouring sentences needed are visited, so a long document costs no more per sentence than a short one."""
+    sentences = document.sentences
+    before: list[str] = []
+    for i in range(index - 1, -1, -1):
+        if len(before) >= CONTEXT_WORDS:
+            break
+        before = sentences[i] + before
+    after: list[str] = []
+    for i in range(index + 1, len(sentences)):
+        if len(after) >= CONTEXT_WORDS:
+            break
+        after += sentences[i]
+    return before[-CONTEXT_WORDS:], after[:CONTEXT_WORDS]
 
 
 class Task(nn.Module):
