@@ -9,9 +9,9 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from hmtl.errors import ConfigError
 
@@ -20,18 +20,39 @@ PACKAGE_DATA_VARIABLE = "HMTL_PACKAGE_DATA"  # expands to the bundled sample cor
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    # strict: "8" is not an integer and 1 is not a boolean; a typo in a type is an error, not a silent coercion
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
+
+
+class SplitSource(Section):
+    """A split read with its own reader, e.g. a corpus trained from JSON lines but tested on its official IOB2 file."""
+
+    path: str
+    reader: str | None = Field(default=None, description="default: the dataset's reader")
+    reader_options: dict[str, Any] | None = Field(default=None, description="default: the dataset's reader_options")
 
 
 class DatasetConfig(Section):
-    """One corpus: which reader parses it and where its splits live."""
+    """One corpus: which reader parses it, where its splits live, and how its entity types are renamed or dropped."""
 
     reader: str
     reader_options: dict[str, Any] = Field(default_factory=dict)
-    train: str | None = None
-    validation: str | None = None
-    test: str | None = None
-    max_documents: int | None = Field(default=None, description="keep only the first N documents of each split")
+    train: str | SplitSource | None = None
+    validation: str | SplitSource | None = None
+    test: str | SplitSource | None = None
+    validation_fraction: float | None = Field(default=None, gt=0, lt=1, description=(
+        "hold out the last fraction of the training documents as the validation split (for corpora without one)"))
+    max_documents: int | None = Field(default=None, ge=1, description="keep only the first N documents of each split")
+    label_map: dict[str, str | None] = Field(default_factory=dict, description=(
+        "entity types renamed (type -> new type) or dropped (type -> null) when the corpus is read"))
+    keep_labels: list[str] | None = Field(default=None, description=(
+        "keep only these entity types (after label_map); the others become O / no entity"))
+
+    @model_validator(mode="after")
+    def _one_validation_source(self) -> "DatasetConfig":
+        if self.validation_fraction is not None and self.validation is not None:
+            raise ValueError("give either validation or validation_fraction, not both")
+        return self
 
 
 class GloveConfig(Section):
@@ -39,9 +60,9 @@ class GloveConfig(Section):
 
 
 class CharCnnConfig(Section):
-    embedding_dim: int = 30
-    num_filters: int = 50
-    kernel_size: int = 3
+    embedding_dim: int = Field(default=30, ge=1)
+    num_filters: int = Field(default=50, ge=1)
+    kernel_size: int = Field(default=3, ge=1)
 
 
 MAX_CONTEXT_SUBWORDS = 100  # sentence instances keep this many words of context on each side
@@ -61,76 +82,140 @@ class EmbedderConfig(Section):
     glove: GloveConfig | None = Field(default_factory=GloveConfig)
     char_cnn: CharCnnConfig | None = Field(default_factory=CharCnnConfig)
     transformer: TransformerConfig | None = None
-    dropout: float = 0.5
+    dropout: float = Field(default=0.5, ge=0, lt=1)
 
 
 class LevelConfig(Section):
     """One level of the hierarchy: a BiLSTM reading [base embedding ; level below] (shortcut connection)."""
 
-    name: str
-    hidden_size: int = 200
-    num_layers: int = 1
-    dropout: float = 0.5
+    name: str = Field(min_length=1)
+    hidden_size: int = Field(default=200, ge=1)
+    num_layers: int = Field(default=1, ge=1)
+    dropout: float = Field(default=0.5, ge=0, lt=1)
 
 
 class TaskConfig(Section):
-    name: str
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
     type: str
     level: str
-    datasets: list[str]
+    datasets: list[str] = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict, description="validated by the task type itself")
 
 
 class SamplerConfig(Section):
     type: Literal["uniform", "proportional", "temperature"] = "proportional"
-    temperature: float = 2.0
+    temperature: float = Field(default=2.0, gt=0)
 
 
 class TrainerConfig(Section):
-    num_epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    transformer_learning_rate: float = 5e-5
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.0
+    num_epochs: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    transformer_learning_rate: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
     decay: Literal["linear", "none"] = "none"
-    grad_clipping: float = 5.0
-    accumulation_steps: int = 1
-    patience: int = 5
-    validation_metric: str = "+MEAN__f1"
+    grad_clipping: float = Field(default=5.0, gt=0)
+    accumulation_steps: int = Field(default=1, ge=1)
+    patience: int = Field(default=5, ge=1)
+    validation_metric: str = Field(default="+MEAN__all", description=(
+        "+ (higher is better) or - then a metric name: MEAN__all, MEAN__<task>_<metric> or <namespace>_<metric>"))
     bf16: bool = False
-    num_threads: int | None = None
-    max_steps_per_epoch: int | None = None
+    num_threads: int | None = Field(default=None, ge=1)
+    max_steps_per_epoch: int | None = Field(default=None, ge=1)
 
 
 class Config(Section):
     seed: int = 13
     data: dict[str, DatasetConfig]
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
-    levels: list[LevelConfig]
-    tasks: list[TaskConfig]
+    levels: list[LevelConfig] = Field(min_length=1)
+    tasks: list[TaskConfig] = Field(min_length=1)
+    chain: str | None = Field(default=None, description=(
+        "task groups, bert-multitask-learning style: 'a&b|c' trains a and b on one batch of the same documents, "
+        "c on its own; each name is a task or a namespace <dataset>__<task>. Default: every task is its own group"))
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
-
-    def model_post_init(self, _context: Any) -> None:
-        level_names = [level.name for level in self.levels]
-        if len(set(level_names)) != len(level_names):
-            raise ConfigError(f"levels: duplicate level names in {level_names}")
-        task_names = [task.name for task in self.tasks]
-        if len(set(task_names)) != len(task_names):
-            raise ConfigError(f"tasks: duplicate task names in {task_names}")
-        for index, task in enumerate(self.tasks):
-            if task.level not in level_names:
-                raise ConfigError(f"tasks[{index}].level: unknown level {task.level!r}; levels are {level_names}")
-            for dataset in task.datasets:
-                if dataset not in self.data:
-                    raise ConfigError(f"tasks[{index}].datasets: unknown dataset {dataset!r}; data has {list(self.data)}")
 
     def task(self, name: str) -> TaskConfig:
         return next(task for task in self.tasks if task.name == name)
 
     def level_index(self, name: str) -> int:
         return [level.name for level in self.levels].index(name)
+
+    def groups(self) -> list["TaskGroup"]:
+        """What the sampler picks from at each step (``chain``, or every task on its own)."""
+        if self.chain is None:
+            return [TaskGroup(task.name, ((task.name, tuple(task.datasets)),)) for task in self.tasks]
+        return parse_chain(self.chain, self.tasks)
+
+
+class TaskGroup(NamedTuple):
+    """One ``|``-separated part of a chain: its ``&``-joined members as (task, datasets it trains on)."""
+
+    name: str
+    members: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @property
+    def joint(self) -> bool:
+        return len(self.members) > 1
+
+
+def parse_chain(chain: str, tasks: list[TaskConfig]) -> list[TaskGroup]:
+    """``"conll03__ner&conll03__pos|gum__emd"`` -> groups; every problem is a ConfigError naming ``chain``."""
+    by_name = {task.name: task for task in tasks}
+    namespaces = {f"{d}__{task.name}": (task.name, d) for task in tasks for d in task.datasets}
+    groups, seen = [], {}
+    for group_text in chain.split("|"):
+        members = []
+        for item in group_text.split("&"):
+            item = item.strip()
+            if item in by_name:
+                task, datasets = item, tuple(by_name[item].datasets)
+            elif item in namespaces:
+                task, dataset = namespaces[item]
+                datasets = (dataset,)
+            else:
+                raise ConfigError(f"chain: {item!r} is neither a task nor a namespace; tasks are {sorted(by_name)}, "
+                                  f"namespaces {sorted(namespaces)}")
+            for dataset in datasets:
+                if (task, dataset) in seen:
+                    raise ConfigError(f"chain: {task}__{dataset} is in the chain twice ({seen[task, dataset]!r} and {item!r})")
+                seen[task, dataset] = item
+            if any(task == other for other, _ in members):
+                raise ConfigError(f"chain: {group_text!r} joins task {task!r} with itself")
+            members.append((task, datasets))
+        if len({datasets for _, datasets in members}) > 1:
+            reads = ", ".join(f"{task} reads {list(datasets)}" for task, datasets in members)
+            raise ConfigError(f"chain: '&' joins tasks that read the same documents, but in {group_text!r} {reads}")
+        groups.append(TaskGroup(group_text.strip(), tuple(members)))
+    missing = sorted(f"{d}__{task.name}" for task in tasks for d in task.datasets if (task.name, d) not in seen)
+    if missing:
+        raise ConfigError(f"chain: {', '.join(missing)} would never be trained; add them to the chain or remove the task")
+    return groups
+
+
+def check_references(config: Config) -> None:
+    """Names that point at other sections: levels and datasets of tasks, duplicate names, the chain."""
+    level_names = [level.name for level in config.levels]
+    if len(set(level_names)) != len(level_names):
+        raise ConfigError(f"levels: duplicate level names in {level_names}")
+    task_names = [task.name for task in config.tasks]
+    if len(set(task_names)) != len(task_names):
+        raise ConfigError(f"tasks: duplicate task names in {task_names}")
+    for index, task in enumerate(config.tasks):
+        if task.level not in level_names:
+            raise ConfigError(f"tasks[{index}].level: unknown level {task.level!r}; levels are {level_names}")
+        for dataset in task.datasets:
+            if dataset not in config.data:
+                raise ConfigError(f"tasks[{index}].datasets: unknown dataset {dataset!r}; data has {list(config.data)}")
+        if len(set(task.datasets)) != len(task.datasets):
+            raise ConfigError(f"tasks[{index}].datasets: {task.datasets} names a dataset twice")
+    for name in config.data:
+        if "__" in name:
+            raise ConfigError(f"data.{name}: dataset names may not contain '__' (it separates dataset and task in "
+                              "namespaces)")
+    config.groups()
 
 
 def deep_merge(base: dict, overrides: dict) -> dict:
@@ -167,13 +252,41 @@ def _key_path(location: tuple) -> str:
     return path
 
 
-def parse_config(raw: dict, source: str = "config") -> Config:
-    """Validate a config dict; every problem is reported with its dotted key."""
+def parse_config(raw: dict, source: str = "config", overrides: dict | None = None) -> Config:
+    """Validate a config dict; every problem is reported with its dotted key, and with ``--overrides`` as its
+    source when the key came from there. Task options, readers and the validation metric are checked too
+    (``hmtl.checks``), so a mistake stops the run before any data is read."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a JSON object with data, levels and tasks")
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(f"{_key_path(e['loc'])}: {e['msg']}" for e in error.errors())
-        raise ConfigError(f"{source}: {problems}") from None
+        problems = []
+        for e in error.errors():
+            where = "--overrides" if overrides and _given(overrides, e["loc"]) else source
+            message = e["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {_key_path(e['loc'])}: {message}" if e["loc"] else f"{where}: {message}")
+        raise ConfigError("; ".join(problems)) from None
+    from hmtl.checks import check_config
+
+    try:
+        check_references(config)
+        check_config(config)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: {error}") from None
+    return config
+
+
+def _given(overrides: dict, location: tuple) -> bool:
+    """Does ``location`` (a pydantic error path) lead into a value that ``overrides`` set?"""
+    value: Any = overrides
+    for part in location:
+        if not isinstance(value, dict):
+            return True  # a list or a value that --overrides replaced whole
+        if part not in value:
+            return False
+        value = value[part]
+    return True
 
 
 def load_config(path: str | Path, overrides: str | dict | None = None, expand: bool = True) -> Config:
@@ -185,9 +298,12 @@ def load_config(path: str | Path, overrides: str | dict | None = None, expand: b
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise ConfigError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    if overrides:
-        raw = deep_merge(raw, parse_overrides(overrides))
-    return parse_config(_expand(raw) if expand else raw, str(path))
+    parsed = parse_overrides(overrides) if overrides else None
+    if parsed:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a JSON object with data, levels and tasks")
+        raw = deep_merge(raw, parsed)
+    return parse_config(_expand(raw) if expand else raw, str(path), parsed)
 
 
 def parse_overrides(overrides: str | dict) -> dict:

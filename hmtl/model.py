@@ -91,15 +91,22 @@ class HierarchicalModel(nn.Module):
         sentences = nn.utils.rnn.pad_sequence(pieces, batch_first=True)
         return sentences, torch.arange(sentences.size(1)) < torch.tensor([len(p) for p in pieces]).unsqueeze(1)
 
+    def depth(self, task_name: str) -> int:
+        """How many levels ``task_name`` reads: up to and including its own."""
+        return self.config.level_index(self.config.task(task_name).level) + 1
+
     def _task_states(self, batch: list[Instance], task_name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        depth = self.config.level_index(self.config.task(task_name).level) + 1
-        _, outputs, mask = self.encode([i.features for i in batch], depth, [i.sentence_lengths for i in batch])
+        _, outputs, mask = self.encode([i.features for i in batch], self.depth(task_name), [i.sentence_lengths for i in batch])
         return outputs[-1], mask
 
-    def forward(self, batch: list[Instance], task_name: str) -> torch.Tensor:
-        """Training loss of ``task_name`` on ``batch``."""
-        states, mask = self._task_states(batch, task_name)
-        return self.tasks[task_name].loss(states, mask, batch)
+    def forward(self, batch: dict[str, list[Instance]]) -> dict[str, torch.Tensor]:
+        """Training loss of each task of a batch ``{task: instances}``. Tasks joined by ``&`` in the chain bring
+        instances of the same units in the same order: one pass through the levels, each head at its own."""
+        first = next(iter(batch.values()))
+        _, outputs, mask = self.encode([i.features for i in first], max(map(self.depth, batch)),
+                                       [i.sentence_lengths for i in first])
+        return {name: self.tasks[name].loss(outputs[self.depth(name) - 1], mask, instances)
+                for name, instances in batch.items()}
 
     @torch.no_grad()
     def decode(self, batch: list[Instance], task_name: str) -> list:
@@ -107,18 +114,23 @@ class HierarchicalModel(nn.Module):
         return self.tasks[task_name].decode(states, mask, batch)
 
     def task_instances(self, documents: dict[str, list]) -> dict[str, list[Instance]]:
-        """Every task's prepared instances from ``{dataset: documents}``; tasks with none are left out."""
-        result = {}
+        """Every task's prepared instances from ``{dataset: documents}``; tasks with none are left out. Tasks on
+        the same dataset share each unit's prepared features, so a frozen transformer encodes a sentence once."""
+        result, shared = {}, {}
         for name, task in self.tasks.items():
-            found = [i for d in task.datasets if d in documents for i in task.instances(documents[d], d)]
+            found = []
+            for dataset in task.datasets:
+                for instance in task.instances(documents.get(dataset, []), dataset):
+                    instance.features = shared.setdefault((dataset, instance.source), instance.features)
+                    found.append(instance)
             if found:
                 result[name] = self.prepare(found)
         return result
 
     def prepare(self, instances: list[Instance]) -> list[Instance]:
         for instance in instances:
-            if not instance.features:
-                instance.features = self.embedder.prepare(instance.tokens, instance.context)
+            if not instance.features:  # filled in place: instances of several tasks may share one features dict
+                instance.features.update(self.embedder.prepare(instance.tokens, instance.context))
         return instances
 
     @torch.no_grad()

@@ -84,7 +84,7 @@ def test_all_task_types_learn_a_toy_document():
     for _ in range(80):
         for name, batch in instances.items():
             optimizer.zero_grad()
-            model(batch, name).backward()
+            model({name: batch})[name].backward()
             optimizer.step()
     metrics = evaluate(model, instances, batch_size=8)
     for key in ("MEAN__ner_f1", "MEAN__emd_f1", "MEAN__re_strict_micro_f1", "MEAN__coref_avg_f1"):

@@ -38,7 +38,10 @@ class Document:
 
     ``entities``: typed spans (nesting allowed). ``relations``: directed, between spans of ``entities``.
     ``clusters``: coreference chains of untyped spans. ``token_tags``: token-level layers such as
-    ``{"upos": [[...], ...]}``, one list per sentence.
+    ``{"upos": [[...], ...]}``, one list per sentence. ``text`` and ``char_offsets`` (one ``(start, end)`` per
+    token, end-exclusive) are kept when the document was tokenized from raw text, so predictions can point back
+    into it. ``attributes`` holds what a format carries beyond these layers (e.g. PubTator's document-level
+    relations and concept IDs).
     """
 
     doc_id: str
@@ -48,6 +51,9 @@ class Document:
     relations: list[Relation] = field(default_factory=list)
     clusters: list[list[Span]] = field(default_factory=list)
     token_tags: dict[str, list[list[str]]] = field(default_factory=dict)
+    text: str = ""
+    char_offsets: list[tuple[int, int]] = field(default_factory=list)
+    attributes: dict = field(default_factory=dict)
 
     @property
     def tokens(self) -> list[str]:
@@ -104,6 +110,8 @@ class Document:
             for span in cluster:
                 if span.end > n:
                     raise ValueError(f"{where}: coreference mention {span} ends after the last token ({n})")
+        if self.char_offsets and len(self.char_offsets) != n:
+            raise ValueError(f"{where}: {len(self.char_offsets)} character offsets for {n} tokens")
         for name, layer in self.token_tags.items():
             if [len(t) for t in layer] != [len(s) for s in self.sentences]:
                 raise ValueError(f"{where}: token layer {name!r} does not match the sentence lengths")

@@ -74,6 +74,7 @@ class Task(nn.Module):
         self.name = config.name
         self.datasets = list(config.datasets)
         self.options = self.parse_options(config)
+        self.metric_names = self.main_metrics(self.options)
         self.labels = labels  # namespace -> label list
         self.input_dim = input_dim
 
@@ -86,6 +87,16 @@ class Task(nn.Module):
                 f"tasks.{config.name}.options.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
             )
             raise ConfigError(problems) from None
+
+    @classmethod
+    def main_metrics(cls, options: "Task.Options") -> tuple[str, ...]:
+        """The metrics ``summarize`` averages into ``MEAN__<task>_<metric>``; the first selects models."""
+        return cls.metric_names
+
+    @classmethod
+    def instance_unit(cls, options: "Task.Options") -> str:
+        """What one instance is, ``"sentence"`` or ``"document"``: tasks joined by ``&`` must agree."""
+        return "sentence"
 
     def batch_size(self, default: int) -> int:
         return self.options.batch_size or default

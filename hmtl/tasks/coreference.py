@@ -65,6 +65,10 @@ class Coreference(Task):
         self.pair_scorer = PairScorer(dim, len(DISTANCE_BUCKETS) + 1, 20, options.hidden_size, options.dropout)
 
     @classmethod
+    def instance_unit(cls, options: "Coreference.Options") -> str:
+        return "document"
+
+    @classmethod
     def label_sets(cls, config: TaskConfig, documents: dict[str, list[Document]]) -> dict[str, list[str]]:
         return {namespace(d, config.name): [] for d in config.datasets}
 

@@ -60,13 +60,16 @@ class CrfTagger(Task):
 
     def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
         super().__init__(config, input_dim, labels)
-        self.metric_names = ("f1",) if self.uses_spans else ("accuracy",)
         self.dropout = nn.Dropout(self.options.dropout)
         self.projections = nn.ModuleDict({ns: nn.Linear(input_dim, len(tags)) for ns, tags in labels.items()})
         self.crfs = nn.ModuleDict(
             {ns: CRF(len(tags), bioes_constraints(tags) if self.uses_spans else None) for ns, tags in labels.items()}
         )
         self.tag_index = {ns: {tag: i for i, tag in enumerate(tags)} for ns, tags in labels.items()}
+
+    @classmethod
+    def main_metrics(cls, options: "CrfTagger.Options") -> tuple[str, ...]:
+        return ("f1",) if options.label_layer == "entities" else ("accuracy",)
 
     @property
     def uses_spans(self) -> bool:

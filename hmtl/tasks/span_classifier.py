@@ -96,6 +96,10 @@ class SpanClassifier(Task):
         self.type_index = {ns: {t: i for i, t in enumerate(types)} for ns, types in labels.items()}
 
     @classmethod
+    def instance_unit(cls, options: "SpanClassifier.Options") -> str:
+        return options.unit
+
+    @classmethod
     def label_sets(cls, config: TaskConfig, documents: dict[str, list[Document]]) -> dict[str, list[str]]:
         return {
             namespace(d, config.name): [NULL] + sorted({s.label for doc in documents[d] for s in doc.entities})

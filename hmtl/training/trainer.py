@@ -31,7 +31,7 @@ from hmtl.data.loading import load_datasets
 from hmtl.errors import ConfigError, HmtlError
 from hmtl.model import HierarchicalModel
 from hmtl.registry import TASKS
-from hmtl.training.batching import make_batches
+from hmtl.training.batching import group_batches
 from hmtl.training.evaluation import evaluate
 from hmtl.training.samplers import SAMPLERS, task_probabilities, task_schedule
 
@@ -52,7 +52,12 @@ def build_labels(config: Config, train_documents: dict[str, list[Document]]) -> 
         task.name: TASKS.get(task.type, f"tasks.{task.name}.type").label_sets(task, train_documents)
         for task in config.tasks
     }
-    return {"characters": characters, "tasks": tasks}
+    label_maps = {
+        name: {"label_map": dataset.label_map, "keep_labels": dataset.keep_labels}
+        for name, dataset in config.data.items()
+        if name in train_documents and (dataset.label_map or dataset.keep_labels is not None)
+    }
+    return {"characters": characters, "tasks": tasks, **({"label_maps": label_maps} if label_maps else {})}
 
 
 def atomic_save(write, directory: Path) -> None:
@@ -97,6 +102,7 @@ class Trainer:
             split: self.model.task_instances({name: splits[split] for name, splits in self.documents.items()})
             for split in ("train", "validation", "test")
         }
+        self.groups = [g for g in config.groups() if group_batches(g, self.instances["train"], 1)]
         self.optimizer = self._optimizer()
         self.steps_per_epoch = self._steps_per_epoch()
         total_updates = max(1, config.trainer.num_epochs * self.steps_per_epoch // config.trainer.accumulation_steps)
@@ -133,12 +139,14 @@ class Trainer:
         return torch.optim.AdamW(groups, weight_decay=trainer.weight_decay)
 
     def _steps_per_epoch(self) -> int:
-        steps = sum(math.ceil(len(instances) / self._batch_size(task)) for task, instances in self.instances["train"].items())
+        steps = sum(len(self._batches(group)) for group in self.groups)
         cap = self.config.trainer.max_steps_per_epoch
         return min(steps, cap) if cap else steps
 
-    def _batch_size(self, task: str) -> int:
-        return self.model.task(task).batch_size(self.config.trainer.batch_size)
+    def _batches(self, group, rng: np.random.Generator | None = None) -> list[dict]:
+        """A group's training batches at the batch size of its first task; shuffled with ``rng``."""
+        batch_size = self.model.task(group.members[0][0]).batch_size(self.config.trainer.batch_size)
+        return group_batches(group, self.instances["train"], batch_size, rng)
 
     def _lr_lambda(self, total: int):
         warmup = int(self.config.trainer.warmup_ratio * total)
@@ -237,28 +245,33 @@ class Trainer:
         return self.test()
 
     def _train_epoch(self, writer) -> tuple[dict[str, float], dict[str, int]]:
-        """One epoch of sampled steps; returns each task's mean loss and number of batches."""
+        """One epoch of sampled steps; returns each task's mean loss and each group's number of batches."""
         trainer = self.config.trainer
-        batches = {task: make_batches(instances, self._batch_size(task), self.rng) for task, instances in self.instances["train"].items()}
-        sizes = {task: len(b) for task, b in batches.items()}
-        probabilities = task_probabilities(sizes, self.config.sampler)
+        batches = {group.name: self._batches(group, self.rng) for group in self.groups}
+        groups = {group.name: group for group in self.groups}
+        probabilities = task_probabilities({name: len(b) for name, b in batches.items()}, self.config.sampler)
         schedule = task_schedule(probabilities, self.steps_per_epoch, self.rng)
-        for task, p in probabilities.items():
-            writer.add_scalar(f"sampling/{task}", p, self.epoch + 1)
-        cursors = {task: 0 for task in batches}
-        totals = {task: [0.0, 0] for task in batches}
+        for name, p in probabilities.items():
+            writer.add_scalar(f"sampling/{name}", p, self.epoch + 1)
+        cursors = {name: 0 for name in batches}
+        steps = {name: 0 for name in batches}
+        totals: dict[str, list] = {}
         progress = tqdm(schedule, desc=f"epoch {self.epoch + 1}/{trainer.num_epochs}", disable=None)
-        for step, task in enumerate(progress, start=1):
-            if cursors[task] == len(batches[task]):  # a task sampled more than its size starts a new pass
-                batches[task] = make_batches(self.instances["train"][task], self._batch_size(task), self.rng)
-                cursors[task] = 0
-            batch = batches[task][cursors[task]]
-            cursors[task] += 1
+        for step, name in enumerate(progress, start=1):
+            if cursors[name] == len(batches[name]):  # a group sampled more than its size starts a new pass
+                batches[name] = self._batches(groups[name], self.rng)
+                cursors[name] = 0
+            batch = batches[name][cursors[name]]
+            cursors[name] += 1
+            steps[name] += 1
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=trainer.bf16):
-                loss = self.model(batch, task)
+                losses = self.model(batch)
+            loss = sum(losses.values())
             (loss / trainer.accumulation_steps).backward()
-            totals[task][0] += loss.item()
-            totals[task][1] += 1
+            for task, value in losses.items():
+                total = totals.setdefault(task, [0.0, 0])
+                total[0] += value.item()
+                total[1] += 1
             if step % trainer.accumulation_steps == 0 or step == len(schedule):
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), trainer.grad_clipping)
                 self.optimizer.step()
@@ -266,7 +279,8 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.updates += 1
                 if self.updates % 20 == 0:
-                    writer.add_scalar(f"loss/{task}", loss.item(), self.updates)
+                    for task, value in losses.items():
+                        writer.add_scalar(f"loss/{task}", value.item(), self.updates)
                     for i, group in enumerate(self.optimizer.param_groups):
                         writer.add_scalar(f"learning_rate/{'transformer' if i else 'main'}", group["lr"], self.updates)
             if step % 50 == 0:
@@ -274,10 +288,10 @@ class Trainer:
             if progress.disable and step % max(1, len(schedule) // 10) == 0:  # no progress bar in a log file
                 logger.info("epoch %d: step %d/%d, mean losses %s", self.epoch + 1, step, len(schedule),
                             {t: round(s / max(n, 1), 3) for t, (s, n) in totals.items()})
-        losses = {task: s / max(n, 1) for task, (s, n) in totals.items()}
-        for task, value in losses.items():
+        mean_losses = {task: s / max(n, 1) for task, (s, n) in totals.items()}
+        for task, value in mean_losses.items():
             writer.add_scalar(f"epoch_loss/{task}", value, self.epoch + 1)
-        return losses, {task: n for task, (_, n) in totals.items()}
+        return mean_losses, steps
 
     def test(self) -> dict:
         """Evaluate the best checkpoint on the test splits and record it in metrics.json."""

@@ -1,2 +1,2 @@
 """Corpus readers; importing this package registers them all."""
-from hmtl.data.readers import conll, conll04, conllu, gum, litbank  # noqa: F401
+from hmtl.data.readers import char_spans, conll, conll04, conllu, gum, litbank, standoff, transition  # noqa: F401

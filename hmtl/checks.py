@@ -1,0 +1,66 @@
+"""Config checks that need the registries (task types, readers, metric names): run at config load, before any
+data is read, so a typo in a task option, a reader option or the validation metric stops the run at once."""
+from __future__ import annotations
+
+import inspect
+
+import hmtl.data.readers  # noqa: F401  (registers the readers)
+import hmtl.tasks  # noqa: F401  (registers the task types)
+from hmtl.config import Config
+from hmtl.errors import ConfigError
+from hmtl.registry import READERS, TASKS
+
+
+def reader_options(reader_class) -> list[str]:
+    """The keyword options a reader takes (its constructor's parameters besides ``dataset``)."""
+    parameters = inspect.signature(reader_class.__init__).parameters
+    return [name for name in parameters if name not in ("self", "dataset")]
+
+
+def check_reader(reader: str, options: dict, key: str) -> None:
+    known = reader_options(READERS.get(reader, f"{key}.reader"))
+    for option in options:
+        if option not in known:
+            raise ConfigError(f"{key}.reader_options.{option}: unknown option of reader {reader!r}; "
+                              f"it takes {', '.join(known) or 'no options'}")
+
+
+def metric_names(config: Config) -> set[str]:
+    """Every metric name the validation metric may use: MEAN__all, MEAN__<task>_<m>, <namespace>_<m>."""
+    names = {"MEAN__all"}
+    for task in config.tasks:
+        task_class = TASKS.get(task.type, "")
+        for metric in task_class.main_metrics(task_class.parse_options(task)):
+            names.add(f"MEAN__{task.name}_{metric}")
+            names.update(f"{dataset}__{task.name}_{metric}" for dataset in task.datasets)
+    return names
+
+
+def check_config(config: Config) -> None:
+    for name, dataset in config.data.items():
+        check_reader(dataset.reader, dataset.reader_options, f"data.{name}")
+        for split in ("train", "validation", "test"):
+            source = getattr(dataset, split)
+            if source is not None and not isinstance(source, str):
+                check_reader(source.reader or dataset.reader,
+                             dataset.reader_options if source.reader_options is None else source.reader_options,
+                             f"data.{name}.{split}")
+    units = {}
+    for index, task in enumerate(config.tasks):
+        task_class = TASKS.get(task.type, f"tasks[{index}].type")
+        units[task.name] = task_class.instance_unit(task_class.parse_options(task))
+    for group in config.groups():
+        if group.joint and len({units[task] for task, _ in group.members}) > 1:
+            found = ", ".join(f"{task} reads {units[task]}s" for task, _ in group.members)
+            raise ConfigError(f"chain: '&' joins tasks that read the same units, but in {group.name!r} {found}")
+    spec = config.trainer.validation_metric
+    if not spec or spec[0] not in "+-":
+        raise ConfigError(f"trainer.validation_metric: {spec!r} must start with + (higher is better) or -")
+    known = metric_names(config)
+    if spec[1:] not in known and not any(spec[1:].startswith(f"{ns}_") for ns in _namespaces(config)):
+        raise ConfigError(f"trainer.validation_metric: {spec[1:]!r} is not a metric of this config; "
+                          f"use one of {', '.join(sorted(known))}")
+
+
+def _namespaces(config: Config) -> list[str]:
+    return [f"{dataset}__{task.name}" for task in config.tasks for dataset in task.datasets]

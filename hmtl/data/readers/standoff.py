@@ -1,0 +1,420 @@
+"""Standoff corpora: raw text with annotations that point into it by character offsets, tokenized here.
+
+``brat`` (:class:`BratReader`): the BRAT rapid annotation tool's standoff format, one ``<doc>.txt`` with its
+``<doc>.ann`` per document. ``pubtator`` (:class:`PubTatorReader`): the PubTator format of the BC5CDR and
+NCBI-disease distributions, many documents in one file.
+
+Both share the ``CharSpanReader`` options (``language``, ``split_tokens``) and report an annotation that cannot be
+placed on tokens at the line that holds it.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from pathlib import Path
+
+from hmtl.data.document import Document, Relation, Span
+from hmtl.data.readers.base import open_text
+from hmtl.data.readers.char_spans import CharSpanReader
+from hmtl.data.readers.coref_conll import Mention, mentions_to_clusters
+from hmtl.data.tokenization import AlignmentError, align, tokenize
+from hmtl.errors import ConfigError, DataFormatError
+from hmtl.registry import READERS
+
+logger = logging.getLogger(__name__)
+_INTEGER = re.compile(r"-?\d+")
+
+
+def _tokenized(reader: CharSpanReader, path: Path, line: int | None, doc_id: str, text: str,
+               entities: list[tuple[int, int, str]], entity_lines: list[int]) -> Document:
+    """``reader.tokenized_document``; when it fails, the entity that cannot be placed on tokens is found and
+    named by its own line (``entity_lines`` is parallel to ``entities``)."""
+    try:
+        return reader.tokenized_document(path, line, doc_id, text, entities)
+    except DataFormatError:
+        tokenized = tokenize(text, reader.language)
+        for (start, end, _), entity_line in zip(entities, entity_lines):
+            try:
+                align(tokenized, [(start, end)], reader.split_tokens)
+            except AlignmentError as error:
+                raise DataFormatError(path, entity_line, f"document {doc_id!r}: {error}") from None
+        raise
+
+
+def _read_raw_text(path: Path) -> str:
+    """The text exactly as stored: no newline translation, since offsets count a ``\\r`` as a character."""
+    if not path.exists():
+        raise DataFormatError(path, None, "file not found")
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except UnicodeDecodeError as error:
+        raise DataFormatError(path, None, f"not UTF-8 text: {error}") from None
+
+
+# ---------------------------------------------------------------- BRAT
+
+DISCONTINUOUS_MODES = ("join", "skip", "error")
+IGNORED_KINDS = ("E", "A", "M", "N", "#", "*")
+
+
+@READERS.register("brat")
+class BratReader(CharSpanReader):
+    """BRAT standoff: ``<doc>.txt`` (the raw text) and ``<doc>.ann`` (annotations pointing into it).
+
+    ``read(path)`` takes a folder (every ``*.txt`` in it, sorted by name, each with its sibling ``.ann``; a
+    ``.txt`` without one is a document without annotations) or one ``.txt`` or ``.ann`` file (read with its
+    pair). ``doc_id`` is the file stem. The text is read as stored (a ``\\r`` counts as a character, as in
+    brat's offsets); a document whose text is empty or whitespace only is skipped (and logged).
+
+    ``.ann`` lines:
+
+    - ``T1<TAB>Type START END[;START END...]<TAB>surface``: an entity (every text-bound annotation, event
+      triggers included). The same offsets and type written twice make one entity.
+    - ``R1<TAB>Label Arg1:T1 Arg2:T2``: a relation from ``Arg1`` (head) to ``Arg2`` (tail).
+    - ``E``, ``A``/``M``, ``N``, ``#`` and ``*`` lines are skipped; how many is logged per file.
+
+    ``document.attributes["brat_ids"]``: ``{T id: index into document.entities}``.
+
+    Options (besides ``language`` and ``split_tokens``, see ``CharSpanReader``):
+        ``discontinuous``: what to do with a span of several fragments (``;`` in its offsets): ``"join"``
+        (default; one span from the first fragment's start to the last one's end), ``"skip"`` (left out, and so
+        are the relations using it) or ``"error"``. How many there were is logged per corpus, with the mode.
+
+    ``DataFormatError`` (the ``.ann`` file and line) for: a malformed ``T`` or ``R`` line, an offset that is not
+    an integer, a fragment outside the text or empty, a span on whitespace only, a surface that differs from the
+    text at its offsets (for a discontinuous span: from its fragments joined by one space, compared fragment by
+    fragment), a ``T`` id written twice, an ``R`` argument that is no ``T`` id of the file, a line of an unknown
+    kind, a discontinuous span with ``discontinuous: "error"``, a span boundary inside a token with
+    ``split_tokens: false``. A missing file, a folder holding an ``.ann`` without its ``.txt``, or a path that is
+    neither a folder nor a ``.txt``/``.ann`` file is an error naming the path.
+    """
+
+    def __init__(self, dataset: str = "", language: str = "en", split_tokens: bool = True,
+                 discontinuous: str = "join"):
+        super().__init__(dataset, language, split_tokens)
+        if discontinuous not in DISCONTINUOUS_MODES:
+            raise ConfigError(f"reader option discontinuous must be one of {', '.join(DISCONTINUOUS_MODES)}, "
+                              f"not {discontinuous!r}")
+        self.discontinuous = discontinuous
+        self.discontinuous_spans = self.dropped_relations = 0
+
+    def read(self, path: str | Path) -> list[Document]:
+        self.discontinuous_spans = self.dropped_relations = 0
+        documents = super().read(path)
+        if self.discontinuous_spans:
+            what = {"join": "each joined into one span from its first start to its last end",
+                    "skip": f"skipped, and so were the {self.dropped_relations} relations using them"
+                    }[self.discontinuous]
+            logger.info("%s: %d discontinuous spans (discontinuous=%r): %s", path, self.discontinuous_spans,
+                        self.discontinuous, what)
+        return documents
+
+    def _read(self, path: Path) -> list[Document]:
+        documents = []
+        empty = []
+        for text_path, ann_path in self._pairs(path):
+            document = self._document(text_path.stem, _read_raw_text(text_path), ann_path)
+            if document is None:
+                empty.append(text_path.name)
+            else:
+                documents.append(document)
+        if empty:
+            logger.info("%s: skipped %d documents with no text: %s", path, len(empty), ", ".join(empty))
+        return documents
+
+    @staticmethod
+    def _pairs(path: Path) -> list[tuple[Path, Path]]:
+        if path.is_dir():
+            texts = sorted(path.glob("*.txt"))
+            for ann_path in sorted(path.glob("*.ann")):
+                if not ann_path.with_suffix(".txt").exists():
+                    raise DataFormatError(ann_path, None, f"no text file {ann_path.with_suffix('.txt').name} "
+                                                          "for these annotations")
+            return [(text_path, text_path.with_suffix(".ann")) for text_path in texts]
+        if not path.exists():
+            raise DataFormatError(path, None, "file not found")
+        if path.suffix == ".txt":
+            return [(path, path.with_suffix(".ann"))]
+        if path.suffix == ".ann":
+            if not path.with_suffix(".txt").exists():
+                raise DataFormatError(path, None, f"no text file {path.with_suffix('.txt').name} "
+                                                  "for these annotations")
+            return [(path.with_suffix(".txt"), path)]
+        raise DataFormatError(path, None, "expected a folder of .txt/.ann files, or one .txt or .ann file")
+
+    def _document(self, doc_id: str, text: str, ann_path: Path) -> Document | None:
+        # T id -> (start, end, type, line), or None for a skipped discontinuous span
+        spans: dict[str, tuple[int, int, str, int] | None] = {}
+        relations: list[tuple[str, str, str, int]] = []  # label, Arg1 id, Arg2 id, line
+        skipped: Counter = Counter()
+        if ann_path.exists():
+            with open_text(ann_path) as lines:
+                for number, line in enumerate(lines, start=1):
+                    line = line.rstrip("\r\n")
+                    if not line.strip():
+                        continue
+                    kind = line[0]
+                    if kind == "T":
+                        identifier, span = self._text_bound(ann_path, number, line, text)
+                        if identifier in spans:
+                            raise DataFormatError(ann_path, number, f"annotation id {identifier!r} is used twice")
+                        spans[identifier] = span
+                    elif kind == "R":
+                        relations.append(self._relation(ann_path, number, line))
+                    elif kind in IGNORED_KINDS:
+                        skipped[kind] += 1
+                    else:
+                        raise DataFormatError(ann_path, number, f"unknown annotation line {line!r}: expected T "
+                                                                "(entity), R (relation), E, A, M, N, # or * lines")
+        if skipped:
+            logger.info("%s: skipped %d annotation lines this reader does not use (%s)", ann_path,
+                        sum(skipped.values()), ", ".join(f"{kind} {n}" for kind, n in sorted(skipped.items())))
+        for label, head, tail, number in relations:
+            for role, identifier in (("Arg1", head), ("Arg2", tail)):
+                if identifier not in spans:
+                    raise DataFormatError(ann_path, number, f"relation {label!r}: {role} {identifier!r} is not the "
+                                                            "id of a T (text-bound) annotation of this file")
+        if not text.strip():  # and so no annotations either: each would have been outside the text or blank
+            return None
+        index: dict[tuple[int, int, str], int] = {}
+        entity_lines: list[int] = []
+        brat_ids: dict[str, int] = {}
+        for identifier, span in spans.items():
+            if span is not None:
+                start, end, label, number = span
+                if (start, end, label) not in index:
+                    index[(start, end, label)] = len(index)
+                    entity_lines.append(number)
+                brat_ids[identifier] = index[(start, end, label)]
+        first_line = min(entity_lines) if entity_lines else None
+        document = _tokenized(self, ann_path, first_line, doc_id, text, list(index), entity_lines)
+        for label, head, tail, _ in relations:
+            if head in brat_ids and tail in brat_ids:  # else an argument is a skipped discontinuous span
+                relation = Relation(document.entities[brat_ids[head]], document.entities[brat_ids[tail]], label)
+                if relation not in document.relations:
+                    document.relations.append(relation)
+            else:
+                self.dropped_relations += 1
+        document.attributes["brat_ids"] = brat_ids
+        return document
+
+    def _text_bound(self, path: Path, number: int, line: str,
+                    text: str) -> tuple[str, tuple[int, int, str, int] | None]:
+        def fail(message: str):
+            raise DataFormatError(path, number, message)
+
+        fields = line.split("\t", 2)
+        label, _, offsets = fields[1].partition(" ") if len(fields) == 3 else ("", "", "")
+        if not fields[0][1:] or not label or not offsets.strip():
+            fail(f"expected 'T<id><TAB>Type START END[;START END...]<TAB>surface', found {line!r}")
+        identifier, surface = fields[0], fields[2]
+        fragments = []
+        for fragment in offsets.split(";"):
+            bounds = fragment.split()
+            if len(bounds) != 2:
+                fail(f"{identifier}: expected offsets 'START END[;START END...]', found {offsets!r}")
+            if not all(_INTEGER.fullmatch(bound) for bound in bounds):
+                fail(f"{identifier}: offsets must be integers, found {fragment.strip()!r}")
+            start, end = int(bounds[0]), int(bounds[1])
+            if not 0 <= start < end <= len(text):
+                fail(f"{identifier}: span [{start}, {end}) is outside the text (length {len(text)}) or empty")
+            fragments.append((start, end))
+        self._check_surface(identifier, fragments, surface, text, fail)
+        start, end = min(s for s, _ in fragments), max(e for _, e in fragments)
+        if len(fragments) > 1:
+            self.discontinuous_spans += 1
+            if self.discontinuous == "error":
+                fail(f"{identifier}: discontinuous span {offsets!r} (reader option discontinuous is 'error'; "
+                     "'join' or 'skip' would read it)")
+            if self.discontinuous == "skip":
+                return identifier, None
+        if not text[start:end].strip():
+            fail(f"{identifier}: span [{start}, {end}) covers only whitespace")
+        return identifier, (start, end, label, number)
+
+    @staticmethod
+    def _check_surface(identifier: str, fragments: list[tuple[int, int]], surface: str, text: str, fail) -> None:
+        """brat writes a discontinuous span's surface as its fragments' texts joined by one space."""
+        if len(fragments) == 1:
+            start, end = fragments[0]
+            if text[start:end] != surface:
+                fail(f"{identifier}: the text at [{start}, {end}) is {text[start:end]!r}, not {surface!r}")
+            return
+        position = 0
+        for number, (start, end) in enumerate(fragments, start=1):
+            if number > 1:
+                if surface[position : position + 1] != " ":
+                    fail(f"{identifier}: surface {surface!r} should have a space before fragment {number}")
+                position += 1
+            expected = text[start:end]
+            found = surface[position : position + len(expected)]
+            if found != expected:
+                fail(f"{identifier}: fragment {number} [{start}, {end}) is {expected!r} in the text, but "
+                     f"{found!r} in the surface {surface!r}")
+            position += len(expected)
+        if position != len(surface):
+            fail(f"{identifier}: surface {surface!r} is longer than its fragments' texts joined by spaces")
+
+    @staticmethod
+    def _relation(path: Path, number: int, line: str) -> tuple[str, str, str, int]:
+        fields = line.split("\t")
+        parts = fields[1].split() if len(fields) >= 2 and not any(f.strip() for f in fields[2:]) else []
+        arguments = dict(part.split(":", 1) for part in parts[1:] if ":" in part)
+        if len(parts) != 3 or not fields[0][1:] or set(arguments) != {"Arg1", "Arg2"} or not all(arguments.values()):
+            raise DataFormatError(path, number, f"expected 'R<id><TAB>Label Arg1:<T id> Arg2:<T id>', found {line!r}")
+        return parts[0], arguments["Arg1"], arguments["Arg2"], number
+
+
+# ---------------------------------------------------------------- PubTator
+
+_TITLE = re.compile(r"(?P<pmid>[^\t|]+)\|t\|(?P<text>.*)")
+_ABSTRACT = re.compile(r"(?P<pmid>[^\t|]+)\|a\|(?P<text>.*)")
+
+
+class _PubTatorDocument:
+    """One document's lines while it is being read."""
+
+    def __init__(self, pmid: str, title: str, line: int):
+        self.pmid, self.title, self.line = pmid, title, line
+        self.abstract: str | None = None
+        self.mentions: list[tuple[int, int, int, str, str, str]] = []  # line, start, end, surface, type, concept
+        self.relations: list[tuple[str, str, str]] = []  # label, concept id 1, concept id 2
+
+    @property
+    def text(self) -> str:
+        return self.title if self.abstract is None else self.title + "\n" + self.abstract
+
+
+@READERS.register("pubtator")
+class PubTatorReader(CharSpanReader):
+    """PubTator files (BC5CDR, NCBI-disease): documents separated by blank lines, each
+
+    - ``PMID|t|title`` (first), ``PMID|a|abstract``;
+    - mention lines ``PMID<TAB>start<TAB>end<TAB>surface<TAB>type[<TAB>concept id[<TAB>...]]``, offsets into
+      the title, one separating character and the abstract (columns after the concept id, such as BC5CDR's
+      individual mentions of a composite one, are ignored);
+    - relation lines ``PMID<TAB>label<TAB>concept id<TAB>concept id`` (BC5CDR's ``CID``).
+
+    ``document.text`` is ``title + "\\n" + abstract`` (the title is then its own sentence, and the offsets are
+    unchanged); ``doc_id`` is the PMID. A title line with another PMID also starts a new document.
+
+    - ``document.entities``: every mention, in file order, typed by its type column.
+    - ``document.attributes["concepts"]``: a list parallel to ``document.entities``: each mention's concept id
+      field as written (several ids joined by ``|`` stay one string), ``None`` where it has none (see
+      ``no_concept``).
+    - ``document.clusters``: mentions sharing a concept id field, clusters with two or more distinct spans only
+      (a span that is in two clusters is kept in the first one; how many is logged).
+    - ``document.attributes["relations"]``: ``[{"label", "head", "tail"}]`` with the concept ids of the relation
+      line (document-level relations between concepts, not between mentions).
+
+    Options (besides ``language`` and ``split_tokens``, see ``CharSpanReader``):
+        ``no_concept``: concept id fields that mean "no concept" (default ``["", "-", "-1"]``; BC5CDR writes
+        ``-1``).
+
+    ``DataFormatError`` (file and line) for: a block that does not start with a title line, a title written
+    twice, an abstract written twice, an abstract, mention or relation line whose PMID is not its document's, a
+    mention with offsets that are not integers, outside the text, empty or on whitespace only, a mention whose
+    surface differs from the text at its offsets, a mention without a type, a line that is none of these kinds, a
+    mention boundary inside a token with ``split_tokens: false``.
+    """
+
+    def __init__(self, dataset: str = "", language: str = "en", split_tokens: bool = True,
+                 no_concept: list[str] | tuple[str, ...] = ("", "-", "-1")):
+        super().__init__(dataset, language, split_tokens)
+        if isinstance(no_concept, str) or not all(isinstance(value, str) for value in no_concept):
+            raise ConfigError(f"reader option no_concept must be a list of strings, not {no_concept!r}")
+        self.no_concept = set(no_concept)
+        self.repeated_mentions = 0
+
+    def _read(self, path: Path) -> list[Document]:
+        self.repeated_mentions = 0
+        documents = []
+        current: _PubTatorDocument | None = None
+
+        def finish():
+            nonlocal current
+            if current is not None:
+                documents.append(self._document(path, current))
+            current = None
+
+        with open_text(path) as lines:
+            for number, line in enumerate(lines, start=1):
+                line = line.rstrip("\r\n")
+
+                def fail(message: str):
+                    raise DataFormatError(path, number, message)
+
+                def check(pmid: str, what: str):
+                    if current is None:
+                        fail(f"a document without a title line: expected 'PMID|t|title' before this {what}")
+                    if pmid != current.pmid:
+                        fail(f"{what} of PMID {pmid!r} inside document {current.pmid!r} (missing blank line?)")
+
+                if not line.strip():
+                    finish()
+                    continue
+                title = _TITLE.fullmatch(line)
+                abstract = _ABSTRACT.fullmatch(line)
+                columns = line.split("\t")
+                if title:
+                    if current is not None and current.pmid == title["pmid"]:
+                        fail(f"a second title line for document {title['pmid']!r}")
+                    finish()
+                    current = _PubTatorDocument(title["pmid"], title["text"], number)
+                elif abstract:
+                    check(abstract["pmid"], "abstract line")
+                    if current.abstract is not None:
+                        fail(f"a second abstract line for document {current.pmid!r}")
+                    current.abstract = abstract["text"]
+                elif len(columns) >= 5:
+                    check(columns[0], "mention line")
+                    if not (_INTEGER.fullmatch(columns[1]) and _INTEGER.fullmatch(columns[2])):
+                        fail(f"mention offsets must be integers, found {columns[1]!r} and {columns[2]!r}")
+                    if not columns[4]:
+                        fail(f"mention {columns[3]!r} has no type (fifth column)")
+                    concept = columns[5] if len(columns) > 5 else ""
+                    current.mentions.append((number, int(columns[1]), int(columns[2]), columns[3], columns[4],
+                                             concept))
+                elif len(columns) == 4 and not (_INTEGER.fullmatch(columns[1]) and _INTEGER.fullmatch(columns[2])):
+                    check(columns[0], "relation line")
+                    current.relations.append((columns[1], columns[2], columns[3]))
+                elif len(columns) == 4:
+                    fail("a mention line needs at least 5 columns: PMID, start, end, surface, type[, concept id]")
+                else:
+                    fail(f"expected 'PMID|t|title', 'PMID|a|abstract', a mention line "
+                         f"'PMID<TAB>start<TAB>end<TAB>surface<TAB>type<TAB>id' or a relation line "
+                         f"'PMID<TAB>label<TAB>id<TAB>id', found {line!r}")
+        finish()
+        if self.repeated_mentions:
+            logger.info("%s: %d mentions share their span with a mention of an earlier concept: kept in the "
+                        "first cluster only", path, self.repeated_mentions)
+        return documents
+
+    def _document(self, path: Path, raw: _PubTatorDocument) -> Document:
+        text = raw.text
+        entities, entity_lines, concepts, mentions = [], [], [], []
+        for number, start, end, surface, label, concept in raw.mentions:
+            if not 0 <= start < end <= len(text):
+                raise DataFormatError(path, number, f"mention [{start}, {end}) is outside the text of document "
+                                                    f"{raw.pmid!r} (length {len(text)}) or empty")
+            if text[start:end] != surface:
+                raise DataFormatError(path, number, f"the text at [{start}, {end}) is {text[start:end]!r}, "
+                                                    f"not {surface!r}")
+            if not surface.strip():
+                raise DataFormatError(path, number, f"mention [{start}, {end}) covers only whitespace")
+            entities.append((start, end, label))
+            entity_lines.append(number)
+            concepts.append(None if concept in self.no_concept else concept)
+        document = _tokenized(self, path, raw.line, raw.pmid, text, entities, entity_lines)
+        for span, concept, number in zip(document.entities, concepts, entity_lines):
+            if concept is not None:
+                mentions.append(Mention(span.start, span.end, concept, span.label, number))
+        clusters, repeated = mentions_to_clusters(mentions, keep_singletons=False)
+        self.repeated_mentions += repeated
+        document.clusters = [[Span(start, end) for start, end in cluster] for cluster in clusters]
+        document.attributes["concepts"] = concepts
+        document.attributes["relations"] = [{"label": label, "head": head, "tail": tail}
+                                            for label, head, tail in raw.relations]
+        return document
