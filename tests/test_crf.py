@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from hmtl.modules.crf import CRF, bioes_constraints
+from hmtl.modules.crf import CRF, transition_constraints
 
 
 def brute_force(crf, emissions, length):
@@ -20,7 +20,7 @@ def brute_force(crf, emissions, length):
 def test_partition_and_viterbi_match_brute_force(constrained):
     torch.manual_seed(0)
     labels = ["O", "B-A", "I-A", "E-A", "S-A"]
-    crf = CRF(len(labels), bioes_constraints(labels) if constrained else None)
+    crf = CRF(len(labels), transition_constraints(labels) if constrained else None)
     with torch.no_grad():
         for p in crf.parameters():
             p.normal_()
@@ -52,7 +52,7 @@ def test_nll_is_positive_and_trains():
 
 def test_bioes_constraints():
     labels = ["O", "B-A", "I-A", "E-A", "S-A", "B-B"]
-    allowed = bioes_constraints(labels)
+    allowed = transition_constraints(labels)
     idx = {label: i for i, label in enumerate(labels)}
     assert not allowed[idx["O"], idx["I-A"]]
     assert allowed[idx["B-A"], idx["I-A"]] and allowed[idx["B-A"], idx["E-A"]]
@@ -60,3 +60,24 @@ def test_bioes_constraints():
     assert not allowed[len(labels), idx["E-A"]]  # START -> E
     assert not allowed[idx["B-A"], len(labels) + 1]  # B -> END
     assert allowed[idx["S-A"], idx["B-B"]]
+
+
+def test_iob2_constraints_let_a_chunk_end_after_b_or_i():
+    labels = ["O", "B-A", "I-A", "B-B", "I-B"]
+    allowed = transition_constraints(labels, "iob2")
+    idx = {label: i for i, label in enumerate(labels)}
+    start, end = len(labels), len(labels) + 1
+    for a in ("B-A", "I-A"):
+        assert allowed[idx[a], idx["O"]] and allowed[idx[a], idx["B-B"]] and allowed[idx[a], end]
+        assert allowed[idx[a], idx["I-A"]] and not allowed[idx[a], idx["I-B"]]
+    assert not allowed[idx["O"], idx["I-A"]] and not allowed[start, idx["I-A"]]
+    assert allowed[start, idx["B-A"]]
+
+
+def test_iob2_tagger_decodes_entities():
+    """The constrained Viterbi of an IOB2 tagger can emit B-X O (it could not with the BIOES constraints)."""
+    labels = ["O", "B-A", "I-A"]
+    crf = CRF(len(labels), transition_constraints(labels, "iob2"))
+    emissions = torch.tensor([[[0.0, 5.0, 0.0], [5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]]])
+    path = crf.viterbi(emissions, torch.ones(1, 4, dtype=torch.bool))[0]
+    assert [labels[i] for i in path] == ["B-A", "O", "B-A", "I-A"]

@@ -137,6 +137,14 @@ def test_conll_invalid_tag(tmp_path):
     assert "'X-PER'" in str(error.value)
 
 
+def test_conll_two_tags_in_one_column_is_an_error(tmp_path):
+    path = write(tmp_path / "bad.conll", CONLL.replace("Smith NNP B-NP B-PER", "Smith NNP B-NP B-corporation,B-product"))
+    with pytest.raises(DataFormatError) as error:
+        ColumnReader().read(path)
+    assert_names(error.value, path, 11)
+    assert "one tag per token" in str(error.value)
+
+
 def test_conll_tag_column_out_of_range(tmp_path):
     path = write(tmp_path / "bad.conll", "Ada B-PER\n")
     with pytest.raises(DataFormatError) as error:

@@ -12,6 +12,7 @@ So IOB1 ``I-PER I-PER`` is one chunk, ``O I-ORG`` starts one, ``I-PER I-LOC`` is
 """
 from __future__ import annotations
 
+import re
 from typing import Iterable, Sequence
 
 from hmtl.data.document import Span
@@ -19,6 +20,7 @@ from hmtl.data.document import Span
 #: BILOU prefixes are read as their BIOES equivalents.
 PREFIXES = {"B": "B", "I": "I", "E": "E", "S": "S", "L": "E", "U": "S"}
 SCHEMES = ("bioes", "iob2", "iob1")
+MULTIPLE_TAGS = re.compile(r"[,;|\s]")  # "B-corporation,B-product" is two tags in one column, not a type
 
 
 def split_tag(tag: str) -> tuple[str, str]:
@@ -30,6 +32,9 @@ def split_tag(tag: str) -> tuple[str, str]:
     prefix, sep, label = tag.partition("-")
     if not sep or prefix not in PREFIXES or not label:
         raise ValueError(f"invalid tag {tag!r}: expected O or one of B-, I-, E-, S-, L-, U- followed by a type")
+    if MULTIPLE_TAGS.search(label):
+        raise ValueError(f"invalid tag {tag!r}: expected one tag per token (a type holds no comma, semicolon, "
+                         "bar or space)")
     return PREFIXES[prefix], label
 
 

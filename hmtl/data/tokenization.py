@@ -21,13 +21,13 @@ LINE_BREAK = re.compile(r"\n+")
 
 
 @lru_cache(maxsize=4)
-def _pipeline(language: str):
+def pipeline(language: str):
     import spacy
 
     try:
         nlp = spacy.blank(language)
     except (ImportError, KeyError) as error:  # spaCy raises ImportError for an unknown language code
-        raise ValueError(f"spaCy has no tokenizer for language {language!r}") from error
+        raise ValueError(f"language: spaCy has no tokenizer for {language!r}") from None
     nlp.add_pipe("sentencizer")
     return nlp
 
@@ -44,7 +44,7 @@ class TokenizedText:
 def tokenize(text: str, language: str = "en") -> TokenizedText:
     """Split ``text`` into sentences (line breaks, then spaCy's sentencizer) and tokens, keeping offsets."""
     result = TokenizedText(text)
-    nlp = _pipeline(language)
+    nlp = pipeline(language)
     start = 0
     for paragraph_end in [m.start() for m in LINE_BREAK.finditer(text)] + [len(text)]:
         paragraph = text[start:paragraph_end]

@@ -83,8 +83,12 @@ class CRF(nn.Module):
         return paths
 
 
-def bioes_constraints(labels: list[str]) -> torch.Tensor:
-    """Allowed transitions among BIOES tags, plus START (index K) and END (index K + 1)."""
+def transition_constraints(labels: list[str], scheme: str = "bioes") -> torch.Tensor:
+    """Allowed transitions among BIOES or IOB2 tags, plus START (index K) and END (index K + 1).
+
+    BIOES: a chunk is S, or B I* E. IOB2: a chunk is B I*, so it may end after B or I (before O, B, or the end)."""
+    if scheme not in ("bioes", "iob2"):
+        raise ValueError(f"unknown tag scheme {scheme!r}: expected bioes or iob2")
     k = len(labels)
     allowed = torch.zeros(k + 2, k + 2, dtype=torch.bool)
 
@@ -97,7 +101,9 @@ def bioes_constraints(labels: list[str]) -> torch.Tensor:
             jb = j if j < k else k + 1
             pa, ta = ("START", "") if a == "START" else split(a)
             pb, tb = ("END", "") if b == "END" else split(b)
-            if pa in ("START", "O", "E", "S"):
+            if scheme == "iob2":
+                ok = pb != "I" or (pa in ("B", "I") and ta == tb)
+            elif pa in ("START", "O", "E", "S"):
                 ok = pb in ("O", "B", "S", "END")
             else:  # B or I: the chunk must continue with the same type
                 ok = pb in ("I", "E") and ta == tb

@@ -10,7 +10,7 @@ from hmtl.config import TaskConfig
 from hmtl.data.document import Document, Span
 from hmtl.data.tagging import spans_to_tags, tags_to_spans
 from hmtl.metrics.span_f1 import SpanF1
-from hmtl.modules.crf import CRF, bioes_constraints
+from hmtl.modules.crf import CRF, transition_constraints
 from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, Task, namespace, sentence_context
 
@@ -63,7 +63,7 @@ class CrfTagger(Task):
         self.dropout = nn.Dropout(self.options.dropout)
         self.projections = nn.ModuleDict({ns: nn.Linear(input_dim, len(tags)) for ns, tags in labels.items()})
         self.crfs = nn.ModuleDict(
-            {ns: CRF(len(tags), bioes_constraints(tags) if self.uses_spans else None) for ns, tags in labels.items()}
+            {ns: CRF(len(tags), transition_constraints(tags, self.options.scheme) if self.uses_spans else None) for ns, tags in labels.items()}
         )
         self.tag_index = {ns: {tag: i for i, tag in enumerate(tags)} for ns, tags in labels.items()}
 

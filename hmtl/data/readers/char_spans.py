@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hmtl.data.document import Document
 from hmtl.data.readers.base import Reader, open_text
-from hmtl.data.tokenization import AlignmentCounts, AlignmentError, document_from_text
+from hmtl.data.tokenization import AlignmentCounts, AlignmentError, pipeline, document_from_text
 from hmtl.errors import DataFormatError
 from hmtl.registry import READERS
 
@@ -27,6 +27,7 @@ class CharSpanReader(Reader):
 
     def __init__(self, dataset: str = "", language: str = "en", split_tokens: bool = True):
         super().__init__(dataset)
+        pipeline(language)  # an unknown language is an option error now, not a failure mid-corpus
         self.language = language
         self.split_tokens = split_tokens
         self.counts = AlignmentCounts()
