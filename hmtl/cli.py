@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import contextlib
 import logging
 import sys
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from hmtl.errors import HmtlError
 
@@ -52,6 +55,13 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--serialization_dir", required=True)
     parser.add_argument("--evaluation_data_file", default=None, help="evaluate on this file instead of the test splits")
     parser.add_argument("--dataset", default=None, help="which configured dataset's reader and heads the file uses")
+    parser.add_argument("--namespace", default=None,
+                        help="score only this head (<dataset>__<task>, e.g. conll03__ner), e.g. on another corpus")
+    parser.add_argument("--reader", default=None, help="read --evaluation_data_file with this reader (default: the dataset's)")
+    parser.add_argument("--reader_options", default=None, help="JSON options of --reader")
+    parser.add_argument("--label_map", default=None,
+                        help='JSON renaming (or, with null, dropping) the file\'s entity types, e.g. \'{"person": "PER", "event": null}\'')
+    parser.add_argument("--keep_labels", default=None, help="comma-separated entity types to keep (after --label_map)")
     parser.add_argument("--output_file", default=None, help="JSON output (default: <serialization_dir>/evaluation.json)")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--overrides", default=None,
@@ -61,28 +71,73 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     def main() -> None:
         from hmtl.data.loading import read_split
         from hmtl.model import load_model
-        from hmtl.training.evaluation import evaluate
+        from hmtl.training.evaluation import evaluate, unknown_gold_types
 
+        if args.batch_size < 1:
+            raise HmtlError(f"--batch_size: expected a positive number of instances, got {args.batch_size}")
+        output = Path(args.output_file or Path(args.serialization_dir) / "evaluation.json")
+        if args.output_file and not output.parent.is_dir():
+            raise HmtlError(f"--output_file: folder {output.parent} does not exist")
         model = load_model(args.serialization_dir, args.overrides)
         config = model.config
-        if args.evaluation_data_file:
+        task_name = None
+        if args.namespace:
+            known = [ns for task in model.tasks.values() for ns in task.namespaces]
+            if args.namespace not in known:
+                raise HmtlError(f"--namespace: unknown namespace {args.namespace!r}; the model has {', '.join(known)}")
+            dataset, task_name = args.namespace.split("__", 1)
+        else:
             dataset = args.dataset or next(iter(config.tasks[0].datasets))
-            if dataset not in config.data:
-                raise HmtlError(f"--dataset: unknown dataset {dataset!r}; the model knows {sorted(config.data)}")
-            dataset_config = config.data[dataset].model_copy(update={"test": args.evaluation_data_file, "max_documents": None})
+        if dataset not in config.data:
+            raise HmtlError(f"--dataset: unknown dataset {dataset!r}; the model knows {sorted(config.data)}")
+        if args.evaluation_data_file:
+            reader_options = _json_option(args.reader_options, "--reader_options")
+            if args.reader:
+                from hmtl.checks import check_reader
+
+                check_reader(args.reader, reader_options or {}, "--reader")
+            raw = {**config.data[dataset].model_dump(), "validation_fraction": None, "max_documents": None,
+                   "test": {"path": args.evaluation_data_file, "reader": args.reader,
+                            "reader_options": reader_options if reader_options is not None or not args.reader else {}}}
+            if args.label_map is not None or args.keep_labels is not None:
+                raw["label_map"] = _json_option(args.label_map, "--label_map") or {}
+                raw["keep_labels"] = args.keep_labels.split(",") if args.keep_labels else None
+            try:
+                dataset_config = type(config.data[dataset]).model_validate(raw)
+            except ValidationError as error:
+                raise HmtlError(f"--label_map / --keep_labels / --reader_options: {error.errors()[0]['msg']}") from None
             documents = {dataset: read_split(dataset, dataset_config, "test")}
+        elif task_name:
+            documents = {dataset: read_split(dataset, config.data[dataset], "test")}
         else:
             documents = {d: read_split(d, config.data[d], "test") for t in config.tasks for d in t.datasets}
         instances = model.task_instances(documents)
+        if task_name:
+            instances = {task_name: [i for i in instances.get(task_name, []) if i.namespace == args.namespace]}
+        instances = {name: found for name, found in instances.items() if found}
         if not instances:
             raise HmtlError("nothing to evaluate: no task has test data")
+        unknown = unknown_gold_types(model, documents)
+        for namespace, types in unknown.items():
+            if task_name and namespace != args.namespace:
+                continue
+            print(f"warning: {namespace} never predicts the gold types "
+                  f"{', '.join(f'{t} ({n})' for t, n in sorted(types.items()))}: they count as misses", file=sys.stderr)
         metrics = evaluate(model, instances, args.batch_size, autocast=config.trainer.bf16)  # as validation ran
         print(format_table(metrics))
-        output = Path(args.output_file or Path(args.serialization_dir) / "evaluation.json")
         output.write_text(json.dumps(metrics, indent=2))
         print(f"written to {output}")
 
     _run(main)
+
+
+def _json_option(value: str | None, option: str):
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise HmtlError(f"{option}: not valid JSON ({error.msg})") from None
 
 
 def predict_main(argv: list[str] | None = None) -> None:
@@ -90,6 +145,8 @@ def predict_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--serialization_dir", required=True)
     parser.add_argument("--input_file", required=True, help="UTF-8 text, one document per line (- for stdin)")
     parser.add_argument("--output_file", default="-", help="JSON lines, one object per document (- for stdout)")
+    parser.add_argument("--namespaces", default=None,
+                        help="comma-separated heads to run, e.g. ncbi__ner,conll03__ner (default: each task's first)")
     args = parser.parse_args(argv)
 
     def main() -> None:
@@ -97,14 +154,25 @@ def predict_main(argv: list[str] | None = None) -> None:
 
         from hmtl.predict import Predictor
 
+        # everything a user can get wrong is checked before the model loads and the work starts
+        if args.input_file != "-" and not Path(args.input_file).is_file():
+            raise HmtlError(f"--input_file: {args.input_file} is not a file")
+        if args.output_file != "-" and not Path(args.output_file).parent.is_dir():
+            raise HmtlError(f"--output_file: folder {Path(args.output_file).parent} does not exist")
+        namespaces = args.namespaces.split(",") if args.namespaces else None
         predictor = Predictor.from_serialization_dir(args.serialization_dir)
+        predictor._heads(namespaces)  # an unknown namespace fails now, not after the first document
         source = sys.stdin if args.input_file == "-" else open(args.input_file, encoding="utf-8")
-        lines = [line for line in source.read().splitlines() if line.strip()]
-        results = [predictor.predict(line, doc_id=str(i)) for i, line in enumerate(tqdm(lines, desc="predicting", disable=None))]
-        text = "".join(json.dumps(result) + "\n" for result in results)
-        if args.output_file == "-":
-            sys.stdout.write(text)
-        else:
-            Path(args.output_file).write_text(text)
+        try:
+            lines = [line for line in source.read().splitlines() if line.strip()]
+        except UnicodeDecodeError as error:
+            raise HmtlError(f"{args.input_file}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+        to_file = args.output_file != "-"
+        with open(args.output_file, "w", encoding="utf-8") if to_file else contextlib.nullcontext(sys.stdout) as target:
+            for i, line in enumerate(tqdm(lines, desc="predicting", unit="doc", disable=None)):
+                target.write(json.dumps(predictor.predict(line, doc_id=str(i), namespaces=namespaces)) + "\n")
+                target.flush()  # each document is kept as soon as it is done
+        if to_file:
+            print(f"wrote {len(lines)} documents to {args.output_file}", file=sys.stderr)
 
     _run(main)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from hmtl.data.document import Document
+from hmtl.errors import HmtlError
 from hmtl.model import HierarchicalModel, load_model
 from hmtl.training.batching import make_batches
 
@@ -50,28 +51,43 @@ class Predictor:
     def from_serialization_dir(cls, directory: str | Path, **kwargs) -> "Predictor":
         return cls(load_model(directory), **kwargs)
 
+    def namespaces(self) -> list[str]:
+        return [ns for task in self.model.tasks.values() for ns in task.namespaces]
+
+    def _heads(self, namespaces: list[str] | None) -> list[tuple[str, str, str]]:
+        """(output key, task, dataset) for each head to run: each task's first namespace by default."""
+        if namespaces is None:
+            return [(name, name, task.datasets[0]) for name, task in self.model.tasks.items()]
+        known = self.namespaces()
+        unknown = [ns for ns in namespaces if ns not in known]
+        if unknown:
+            raise HmtlError(f"unknown namespace(s) {', '.join(unknown)}; the model has {', '.join(known)}")
+        return [(ns, ns.split("__", 1)[1], ns.split("__", 1)[0]) for ns in namespaces]
+
     @torch.no_grad()
-    def predict(self, text: str | list[list[str]], doc_id: str = "input") -> dict:
+    def predict(self, text: str | list[list[str]], doc_id: str = "input", namespaces: list[str] | None = None) -> dict:
         """Every task's output for one document: ``{"sentences": [...], "<task>": {...}}``, token offsets over
-        the whole document, end-exclusive. Each task uses the head of its first dataset."""
+        the whole document, end-exclusive. Each task uses the head of its first dataset unless ``namespaces``
+        (e.g. ``["ncbi__ner", "conll03__ner"]``) names the heads to run; the output is then keyed by namespace."""
+        heads = self._heads(namespaces)
         sentences = tokenize(text) if isinstance(text, str) else [list(s) for s in text]
         document = Document(doc_id=doc_id, sentences=sentences)
         offsets = document.sentence_offsets()
         output: dict = {"doc_id": doc_id, "sentences": sentences}
         shared: dict[tuple, dict] = {}  # one features dict per unit: a frozen transformer's cached states serve every task
-        for name, task in self.model.tasks.items():
-            instances = task.instances([document], task.datasets[0])
+        for key, name, dataset in heads:
+            task = self.model.task(name)
+            instances = task.instances([document], dataset)
             for instance in instances:
-                instance.features = shared.get(instance.source, {})
-            for instance in self.model.prepare(instances):
-                shared[instance.source] = instance.features
+                instance.features = shared.setdefault(instance.source, instance.features)
+            self.model.prepare(instances)
             predictions = {}
             for batch in make_batches(instances, task.batch_size(self.batch_size)):
                 predictions.update(zip(map(id, batch), self.model.decode(batch, name)))
             merged: dict[str, list] = {}
             for instance in instances:  # document order
                 offset = offsets[instance.source[1]] if len(instance.source) > 1 else 0
-                for key, values in task.export(predictions[id(instance)], offset).items():
-                    merged.setdefault(key, []).extend(values)
-            output[name] = merged
+                for field, values in task.export(predictions[id(instance)], offset).items():
+                    merged.setdefault(field, []).extend(values)
+            output[key] = merged
         return output

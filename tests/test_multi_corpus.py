@@ -220,3 +220,47 @@ def test_a_split_may_have_its_own_reader_and_validation_may_be_held_out(tmp_path
         parse_config(config_for("crf_tagger", {"first": {"reader": "dygie", "validation": "x", "validation_fraction": 0.1}}))
     with pytest.raises(ConfigError, match=r"data.first.test.reader_options.tag_col: unknown option of reader 'conll2003'; it takes tag_column"):
         parse_config(config_for("crf_tagger", {"first": {"reader": "dygie", "test": {"path": "x", "reader": "conll2003", "reader_options": {"tag_col": 1}}}}))
+
+
+def test_cross_corpus_evaluation_and_prediction_pick_a_namespace(tmp_path, capsys):
+    """A model with heads for two corpora scores one head on a file of another format, with a label map, names
+    the gold types it cannot predict, and predicts with the heads asked for."""
+    from hmtl.cli import evaluate_main, predict_main
+    from hmtl.predict import Predictor
+
+    raw = tagging_config(tmp_path)
+    raw["data"]["d"]["label_map"] = {"ORG": "Company"}
+    raw["trainer"]["num_epochs"] = 1
+    Trainer(parse_config(raw), tmp_path / "run").train()
+    other = write_jsonl_corpus(tmp_path / "other.jsonl")
+    out = tmp_path / "cross.json"
+    evaluate_main(["--serialization_dir", str(tmp_path / "run"), "--evaluation_data_file", str(other),
+                   "--reader", "jsonl_spans", "--namespace", "c__ner", "--label_map", '{"person": "PER", "city": "LOC", "thing": null}',
+                   "--output_file", str(out)])
+    captured = capsys.readouterr()
+    assert "warning: c__ner never predicts the gold types animal (1): they count as misses" in captured.err
+    metrics = json.loads(out.read_text())
+    assert "c__ner_f1" in metrics and not any(key.startswith("d__") for key in metrics)
+    predictor = Predictor.from_serialization_dir(tmp_path / "run")
+    both = predictor.predict([["IBM", "hired", "Grace", "."]], namespaces=["c__ner", "d__ner"])
+    assert {"c__ner", "d__ner"} <= set(both) and "pos" not in both
+    assert set(predictor.predict([["IBM", "hired", "Grace", "."]])) >= {"ner", "pos", "chunk"}
+    with pytest.raises(Exception, match="unknown namespace.*e__ner.*the model has c__ner, d__ner"):
+        predictor.predict("IBM hired Grace.", namespaces=["e__ner"])
+    text = tmp_path / "docs.txt"
+    text.write_text("Ada lived in Paris.\nIBM hired Grace.\n")
+    predict_main(["--serialization_dir", str(tmp_path / "run"), "--input_file", str(text), "--output_file",
+                  str(tmp_path / "p.jsonl"), "--namespaces", "d__ner"])
+    lines = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(set(line) == {"doc_id", "sentences", "d__ner"} for line in lines)
+    with pytest.raises(SystemExit):
+        predict_main(["--serialization_dir", str(tmp_path / "run"), "--input_file", str(text), "--namespaces", "x__ner"])
+    assert "unknown namespace(s) x__ner" in capsys.readouterr().err
+
+
+def write_jsonl_corpus(path):
+    records = [{"doc_id": "o1", "text": "Ada lived in Paris with a cat.",
+                "entities": [[0, 3, "person", "Ada"], [13, 18, "city", "Paris"], [26, 29, "animal", "cat"]]},
+               {"doc_id": "o2", "text": "Grace saw a box.", "entities": [[0, 5, "person", "Grace"], [12, 15, "thing", "box"]]}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path

@@ -113,6 +113,10 @@ class Task(nn.Module):
     def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
         raise NotImplementedError
 
+    def entity_types(self, ns: str) -> list[str] | None:
+        """The entity types the head of ``ns`` can predict; None for a task that predicts no typed spans."""
+        return None
+
     def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
         raise NotImplementedError
 

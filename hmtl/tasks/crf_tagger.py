@@ -89,6 +89,11 @@ class CrfTagger(Task):
                 labels[namespace(dataset, config.name)] = sorted(tags)
         return labels
 
+    def entity_types(self, ns: str) -> list[str] | None:
+        if not self.uses_spans:
+            return None
+        return sorted({tag.split("-", 1)[1] for tag in self.labels[ns] if tag != "O"})
+
     def sentence_tags(self, document: Document) -> list[list[str]]:
         if not self.uses_spans:  # raw text to predict on has no gold layer
             return document.token_tags.get(self.options.label_layer) or [["_"] * len(s) for s in document.sentences]

@@ -1,6 +1,7 @@
 """Decoding and scoring, shared by validation during training and by evaluate.py."""
 from __future__ import annotations
 
+from collections import Counter
 from statistics import mean
 
 import torch
@@ -36,3 +37,19 @@ def evaluate(
     main = [metrics[f"MEAN__{name}_{model.task(name).metric_names[0]}"] for name in instances]
     metrics["MEAN__all"] = mean(main)
     return metrics
+
+
+def unknown_gold_types(model: HierarchicalModel, documents: dict[str, list]) -> dict[str, dict[str, int]]:
+    """Per namespace with gold documents, the gold entity types its head cannot predict (with their counts):
+    scoring a model on another corpus counts them as misses, which the user should be told."""
+    found = {}
+    for task in model.tasks.values():
+        for dataset in task.datasets:
+            known = task.entity_types(f"{dataset}__{task.name}")
+            if known is None or dataset not in documents:
+                continue
+            gold = Counter(span.label for document in documents[dataset] for span in document.entities)
+            unknown = {label: n for label, n in gold.items() if label not in known}
+            if unknown:
+                found[f"{dataset}__{task.name}"] = unknown
+    return found
