@@ -175,7 +175,12 @@ class HierarchicalModel(nn.Module):
         check_labels(labels, config, directory / LABELS_FILE)
         model = cls(config, labels)
         try:
-            model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+            weights = load_file(str(directory / WEIGHTS_FILE))
+        except Exception as error:  # safetensors raises its own SafetensorError, or OSError, for a damaged file
+            raise HmtlError(f"{directory / WEIGHTS_FILE} is damaged or not a safetensors file "
+                            f"({str(error).strip().splitlines()[-1][:200]}); retrain, or copy the file again") from None
+        try:
+            model.load_state_dict(weights)
         except RuntimeError as error:
             raise HmtlError(f"{directory}: the weights do not fit the model its config describes"
                             f"{' with --overrides' if overrides else ''}: {str(error).strip().splitlines()[-1].strip()}") from None

@@ -2,6 +2,10 @@
 the same tasks, and the parameter updates each needed to reach its best dev score (the single-task models summed).
 
     python scripts/compare_runs.py --multi runs/hmtl --single runs/ner runs/emd runs/re runs/coref
+    python scripts/compare_runs.py --multi runs/biomtl --single runs/ncbi runs/jnlpba runs/conll03 --per_namespace
+
+``--per_namespace`` compares each namespace (``ncbi__ner``, ...) instead of each task: one task over several
+corpora (BioMTL's table) against a single-task model per corpus.
 
 Prints a Markdown table (for docs/BENCHMARKS.md) and, with --json, the figures as JSON; --plot FILE.png draws each
 task's main dev metric against parameter updates, multi-task beside single-task.
@@ -24,13 +28,14 @@ def load(directory: str) -> dict:
             "curve": [(epoch["updates"], epoch["validation"]) for epoch in summary["epochs"]]}
 
 
-def compare(multi: dict, singles: list[dict]) -> dict:
-    keys = [k for k in multi["test"] if k.startswith("MEAN__") and k != "MEAN__all"]
+def compare(multi: dict, singles: list[dict], per_namespace: bool = False) -> dict:
+    keys = main_metrics(multi, per_namespace) if per_namespace else [
+        k for k in multi["test"] if k.startswith("MEAN__") and k != "MEAN__all"]
     rows = []
     for key in keys:
         owner = next((s for s in singles if key in s["test"]), None)
         single = owner["test"][key] if owner else None
-        rows.append({"metric": key[len("MEAN__"):], "multi": multi["test"][key], "single": single,
+        rows.append({"metric": key.removeprefix("MEAN__"), "multi": multi["test"][key], "single": single,
                      "single_run": owner["dir"] if owner else None})
     return {
         "rows": rows,
@@ -53,26 +58,30 @@ def markdown(result: dict, multi_dir: str) -> str:
     return "\n".join(lines)
 
 
-def main_metrics(run: dict) -> list[str]:
-    """Each task's main metric: the first ``MEAN__<task>_`` key in the order the task reports them."""
+def main_metrics(run: dict, per_namespace: bool = False) -> list[str]:
+    """Each task's main metric: the first ``MEAN__<task>_`` key in the order the task reports them; with
+    ``per_namespace`` the same metric of each of the task's namespaces."""
     config = json.loads((Path(run["dir"]) / "config.json").read_text())
     keys = [k for k in run["test"] if k.startswith("MEAN__") and k != "MEAN__all"]
-    return [next(k for k in keys if k.startswith(f"MEAN__{task['name']}_")) for task in config["tasks"]]
+    means = [next(k for k in keys if k.startswith(f"MEAN__{task['name']}_")) for task in config["tasks"]]
+    if not per_namespace:
+        return means
+    return [f"{dataset}__{mean.removeprefix('MEAN__')}" for task, mean in zip(config["tasks"], means) for dataset in task["datasets"]]
 
 
-def plot(multi: dict, singles: list[dict], path: str) -> None:
+def plot(multi: dict, singles: list[dict], path: str, per_namespace: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = main_metrics(multi)
+    metrics = main_metrics(multi, per_namespace)
     figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
     for axis, key in zip(axes[0], metrics):
         for run, style, label in [(multi, "o-", "multi-task")] + [(s, "s--", "single-task") for s in singles if key in s["test"]]:
             updates, values = zip(*[(u, v[key]) for u, v in run["curve"] if key in v])
             axis.plot(updates, values, style, label=label)
-        axis.set_title(key[len("MEAN__"):] + " (dev)")
+        axis.set_title(key.removeprefix("MEAN__") + " (dev)")
         axis.set_xlabel("parameter updates")
         axis.grid(alpha=0.3)
     axes[0][0].legend()
@@ -84,13 +93,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--multi", required=True, help="serialization directory of the multi-task run")
     parser.add_argument("--single", nargs="+", required=True, help="serialization directories of single-task runs")
+    parser.add_argument("--per_namespace", action="store_true", help="compare namespaces, not tasks")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", default=None, help="PNG file for the dev curves")
     args = parser.parse_args()
     multi, singles = load(args.multi), [load(d) for d in args.single]
-    print(json.dumps(compare(multi, singles), indent=2) if args.json else markdown(compare(multi, singles), args.multi))
+    result = compare(multi, singles, args.per_namespace)
+    print(json.dumps(result, indent=2) if args.json else markdown(result, args.multi))
     if args.plot:
-        plot(multi, singles, args.plot)
+        plot(multi, singles, args.plot, args.per_namespace)
         print(f"plot written to {args.plot}")
 
 

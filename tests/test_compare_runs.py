@@ -40,3 +40,15 @@ def test_an_unfinished_run_is_named(tmp_path):
     (directory / "metrics.json").write_text(json.dumps({"epochs": [], "best_epoch": None}))
     with pytest.raises(SystemExit, match="running/metrics.json has no test metrics"):
         compare_runs.load(str(directory))
+
+
+def test_per_namespace_compares_each_corpus_of_one_task_with_its_own_single_run(tmp_path):
+    multi = run_dir(tmp_path, "multi", {"MEAN__ner_f1": 80.0, "a__ner_f1": 85.0, "b__ner_f1": 75.0, "MEAN__all": 80.0}, [50, 100], 2)
+    config = tmp_path / "multi" / "config.json"
+    config.write_text(json.dumps({"tasks": [{"name": "ner", "datasets": ["a", "b"]}]}))
+    a = run_dir(tmp_path, "a", {"MEAN__ner_f1": 84.0, "a__ner_f1": 84.0, "MEAN__all": 84.0}, [30], 1)
+    b = run_dir(tmp_path, "b", {"MEAN__ner_f1": 76.5, "b__ner_f1": 76.5, "MEAN__all": 76.5}, [20, 40], 2)
+    result = compare_runs.compare(compare_runs.load(multi), [compare_runs.load(a), compare_runs.load(b)], per_namespace=True)
+    assert [(r["metric"], r["multi"], r["single"]) for r in result["rows"]] == [("a__ner_f1", 85.0, 84.0), ("b__ner_f1", 75.0, 76.5)]
+    assert (result["multi_updates_to_best"], result["single_updates_total"]) == (100, 70)
+    assert "| b__ner_f1 | 75.00 | 76.50 | -1.50 |" in compare_runs.markdown(result, multi)

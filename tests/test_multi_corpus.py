@@ -264,3 +264,13 @@ def write_jsonl_corpus(path):
                {"doc_id": "o2", "text": "Grace saw a box.", "entities": [[0, 5, "person", "Grace"], [12, 15, "thing", "box"]]}]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def test_the_worked_example_of_docs_data_md_is_a_valid_config():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "DATA.md").read_text()
+    example = re.search(r"`configs/my_ner.json`:\n\n```json\n(.*?)```", text, re.S).group(1)
+    config = parse_config(json.loads(example))
+    assert config.tasks[0].datasets == ["mine"] and config.data["mine"].reader == "conll2003"

@@ -1,6 +1,7 @@
 """Sequence tagging with a linear-chain CRF: NER from entity spans (BIOES), or any token layer such as UPOS."""
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import torch
@@ -13,6 +14,8 @@ from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.crf import CRF, transition_constraints
 from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, Task, namespace, sentence_context
+
+logger = logging.getLogger(__name__)
 
 
 class TokenAccuracy:
@@ -66,6 +69,7 @@ class CrfTagger(Task):
             {ns: CRF(len(tags), transition_constraints(tags, self.options.scheme) if self.uses_spans else None) for ns, tags in labels.items()}
         )
         self.tag_index = {ns: {tag: i for i, tag in enumerate(tags)} for ns, tags in labels.items()}
+        self.dropped_overlaps = 0
 
     @classmethod
     def main_metrics(cls, options: "CrfTagger.Options") -> tuple[str, ...]:
@@ -97,19 +101,28 @@ class CrfTagger(Task):
     def sentence_tags(self, document: Document) -> list[list[str]]:
         if not self.uses_spans:  # raw text to predict on has no gold layer
             return document.token_tags.get(self.options.label_layer) or [["_"] * len(s) for s in document.sentences]
-        return [
-            spans_to_tags(outermost(spans), len(tokens), self.options.scheme)
-            for _, tokens, spans in document.entities_by_sentence()
-        ]
+        tags = []
+        for _, tokens, spans in document.entities_by_sentence():
+            kept = outermost(spans)
+            self.dropped_overlaps += len(set(spans)) - len(kept)
+            tags.append(spans_to_tags(kept, len(tokens), self.options.scheme))
+        return tags
 
     def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
+        """Sentences with their tags; a flat tagger sees one layer of entities, so of nested or overlapping
+        entities it keeps the outermost and logs how many it left out."""
         ns = namespace(dataset, self.name)
-        return [
+        self.dropped_overlaps = 0
+        instances = [
             Instance(tokens=tokens, namespace=ns, target=tags, source=(doc.doc_id, i), context=sentence_context(doc, i))
             for doc in documents
             for i, (tokens, tags) in enumerate(zip(doc.sentences, self.sentence_tags(doc)))
             if tokens
         ]
+        if self.dropped_overlaps:
+            logger.info("%s: %d nested or overlapping entities left out (a flat tagger keeps the outermost)",
+                        ns, self.dropped_overlaps)
+        return instances
 
     def emissions(self, states: torch.Tensor, ns: str) -> torch.Tensor:
         return self.projections[ns](self.dropout(states))

@@ -60,15 +60,37 @@ def build_labels(config: Config, train_documents: dict[str, list[Document]]) -> 
     return {"characters": characters, "tasks": tasks, **({"label_maps": label_maps} if label_maps else {})}
 
 
+COMPLETE = "COMPLETE"  # written last into a new checkpoint folder: its presence means every file is there
+
+
 def atomic_save(write, directory: Path) -> None:
-    """Write a checkpoint into a temporary folder, then swap it in, so a crash never leaves half a checkpoint."""
+    """Write a checkpoint into ``<dir>.tmp/`` (marker file last), then swap it in, so a crash never leaves half a
+    checkpoint; ``settle_checkpoint`` finishes a swap that a crash interrupted."""
     tmp = directory.with_name(directory.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     write(tmp)
+    (tmp / COMPLETE).touch()
     old = directory.with_name(directory.name + ".old")
     if directory.exists():
         os.replace(directory, old)
     os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def settle_checkpoint(directory: Path) -> None:
+    """Bring a checkpoint folder to a clean state after a crash at any point of ``atomic_save``: the newest complete
+    copy (``.tmp`` with its marker, else the folder itself, else ``.old``, which was complete when it was renamed)
+    becomes the folder; partial copies are removed."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    old = directory.with_name(directory.name + ".old")
+    if (tmp / COMPLETE).exists():
+        if directory.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+        os.replace(tmp, directory)
+    elif not directory.exists() and old.exists():
+        os.replace(old, directory)
+    shutil.rmtree(tmp, ignore_errors=True)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -109,6 +131,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(total_updates))
         self.epoch, self.best_value, self.bad_epochs, self.updates = 0, -math.inf, 0, 0
         self.history: list[dict] = []
+        self.resume_epoch: dict | None = None
         if recover:
             self._restore()
         else:
@@ -117,13 +140,22 @@ class Trainer:
 
     # ----------------------------------------------------------------- setup
     def _prepare_directory(self, force: bool) -> None:
+        if self.dir.exists() and not self.dir.is_dir():
+            raise HmtlError(f"--serialization_dir: {self.dir} is a file; give a folder (new or an earlier run's)")
         has_run = (self.dir / "config.json").exists()
+        for checkpoint in ("last", "best"):
+            settle_checkpoint(self.dir / checkpoint)
+        has_checkpoint = (self.dir / "last" / STATE_FILE).exists()
         if self.recover:
-            if not (self.dir / "last" / STATE_FILE).exists():
-                raise HmtlError(f"--recover: {self.dir} has no checkpoint to resume from (expected last/{STATE_FILE})")
+            if not has_checkpoint:
+                raise HmtlError(f"--recover: {self.dir} has no checkpoint to resume from (expected last/{STATE_FILE}): "
+                                "nothing to resume, so run the same command with --force instead of --recover to start over")
         elif has_run:
             if not force:
-                raise HmtlError(f"{self.dir} already holds a training run: pass --recover to resume it or --force to overwrite")
+                if has_checkpoint:
+                    raise HmtlError(f"{self.dir} already holds a training run: pass --recover to resume it or --force to overwrite")
+                raise HmtlError(f"{self.dir} holds a run that stopped before its first checkpoint, so there is nothing "
+                                "to resume: pass --force to start it over")
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
 
@@ -162,7 +194,9 @@ class Trainer:
         return factor
 
     # ----------------------------------------------------------- checkpoints
-    def _save_last(self) -> None:
+    def _save_last(self, in_epoch: dict | None = None) -> None:
+        """``in_epoch``: where an unfinished epoch stands (its step, the random state it started from, its losses
+        so far), so ``--recover`` replays its batch order and continues with the next step."""
         def write(directory: Path) -> None:
             self.model.save_pretrained(directory)
             state = {
@@ -175,6 +209,7 @@ class Trainer:
                 "history": self.history,
                 "torch_rng": torch.get_rng_state(),
                 "numpy_rng": json.dumps(self.rng.bit_generator.state),
+                "in_epoch": json.dumps(in_epoch),
             }
             torch.save(state, directory / STATE_FILE)
 
@@ -184,14 +219,20 @@ class Trainer:
         last = self.dir / "last"
         restored = HierarchicalModel.from_pretrained(last)
         self.model.load_state_dict(restored.state_dict())
-        state = torch.load(last / STATE_FILE, weights_only=True)
+        try:
+            state = torch.load(last / STATE_FILE, weights_only=True)
+        except Exception:  # an unpickling error (foreign or malicious objects) or a damaged file
+            raise HmtlError(f"{last / STATE_FILE} is not a trainer state this version of hmtl wrote (damaged, or "
+                            "holds objects it will not load); start over with --force") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.best_value = state["epoch"], state["best_value"]
         self.bad_epochs, self.updates, self.history = state["bad_epochs"], state["updates"], state["history"]
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
-        logger.info("resuming %s after epoch %d", self.dir, self.epoch)
+        self.resume_epoch = json.loads(state.get("in_epoch", "null"))
+        where = f"at step {self.resume_epoch['step']} of epoch {self.epoch + 1}" if self.resume_epoch else f"after epoch {self.epoch}"
+        logger.info("resuming %s %s", self.dir, where)
 
     def _write_metrics(self, test: dict | None = None) -> None:
         best = max(self.history, key=lambda h: self.metric_sign * h["validation"].get(self.metric_name, -math.inf), default=None)
@@ -211,8 +252,8 @@ class Trainer:
         writer = SummaryWriter(str(self.dir / "log"))
         self.model.train()
         while self.epoch < trainer.num_epochs and self.bad_epochs < trainer.patience:
-            started = time.perf_counter()
-            train_losses, task_steps = self._train_epoch(writer)
+            started = time.perf_counter() - (self.resume_epoch or {}).get("seconds", 0.0)
+            train_losses, task_steps = self._train_epoch(writer, started)
             self.epoch += 1
             validation = evaluate(self.model, self.instances["validation"], trainer.batch_size, "validating", trainer.bf16)
             value = validation.get(self.metric_name)
@@ -244,9 +285,14 @@ class Trainer:
         writer.close()
         return self.test()
 
-    def _train_epoch(self, writer) -> tuple[dict[str, float], dict[str, int]]:
-        """One epoch of sampled steps; returns each task's mean loss and each group's number of batches."""
+    def _train_epoch(self, writer, started: float) -> tuple[dict[str, float], dict[str, int]]:
+        """One epoch of sampled steps; returns each task's mean loss and each group's number of batches. Writes
+        ``last/`` every ``checkpoint_every_minutes`` / ``_updates``; resumes an epoch such a checkpoint interrupted."""
         trainer = self.config.trainer
+        resume, self.resume_epoch = self.resume_epoch, None
+        if resume:  # replay the epoch's batch order from the random state it started with
+            self.rng.bit_generator.state = json.loads(resume["epoch_rng"])
+        epoch_rng = json.dumps(self.rng.bit_generator.state)
         batches = {group.name: self._batches(group, self.rng) for group in self.groups}
         groups = {group.name: group for group in self.groups}
         probabilities = task_probabilities({name: len(b) for name, b in batches.items()}, self.config.sampler)
@@ -255,7 +301,9 @@ class Trainer:
             writer.add_scalar(f"sampling/{name}", p, self.epoch + 1)
         cursors = {name: 0 for name in batches}
         steps = {name: 0 for name in batches}
-        totals: dict[str, list] = {}
+        done = resume["step"] if resume else 0
+        totals: dict[str, list] = resume["totals"] if resume else {}
+        last_checkpoint = time.perf_counter()
         progress = tqdm(schedule, desc=f"epoch {self.epoch + 1}/{trainer.num_epochs}", disable=None)
         for step, name in enumerate(progress, start=1):
             if cursors[name] == len(batches[name]):  # a group sampled more than its size starts a new pass
@@ -264,6 +312,8 @@ class Trainer:
             batch = batches[name][cursors[name]]
             cursors[name] += 1
             steps[name] += 1
+            if step <= done:  # trained before the interruption
+                continue
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=trainer.bf16):
                 losses = self.model(batch)
             loss = sum(losses.values())
@@ -278,6 +328,10 @@ class Trainer:
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.updates += 1
+                if self._checkpoint_due(last_checkpoint) and step < len(schedule):
+                    self._save_last({"step": step, "epoch_rng": epoch_rng, "totals": totals,
+                                     "seconds": time.perf_counter() - started})
+                    last_checkpoint = time.perf_counter()
                 if self.updates % 20 == 0:
                     for task, value in losses.items():
                         writer.add_scalar(f"loss/{task}", value.item(), self.updates)
@@ -292,6 +346,13 @@ class Trainer:
         for task, value in mean_losses.items():
             writer.add_scalar(f"epoch_loss/{task}", value, self.epoch + 1)
         return mean_losses, steps
+
+    def _checkpoint_due(self, last_checkpoint: float) -> bool:
+        trainer = self.config.trainer
+        if trainer.checkpoint_every_updates and self.updates % trainer.checkpoint_every_updates == 0:
+            return True
+        minutes = trainer.checkpoint_every_minutes
+        return minutes is not None and time.perf_counter() - last_checkpoint >= 60 * minutes
 
     def test(self) -> dict:
         """Evaluate the best checkpoint on the test splits and record it in metrics.json."""

@@ -109,7 +109,8 @@ class ColumnReader(Reader):
                 try:
                     split_tag(columns[self.tag_column])
                 except ValueError as error:
-                    raise DataFormatError(path, number, f"{error} (column {self.tag_column})") from None
+                    raise DataFormatError(path, number, f"{error} in column {self.tag_column % width + 1} of "
+                                                        f"{len(columns)} (the tag column is {self.tag_column})") from None
                 current.append((number, columns))
         if current:
             groups[-1].append(current)
@@ -178,6 +179,9 @@ class DygieReader(Reader):
         if not isinstance(sentences, list) or not all(
                 isinstance(s, list) and all(isinstance(t, str) for t in s) for s in sentences):
             fail("expected 'sentences' to be a list of lists of token strings")
+        for index, sentence in enumerate(sentences):
+            if any(not token.strip() for token in sentence):
+                fail(f"sentence {index} has an empty token at position {[t.strip() for t in sentence].index('')}")
         doc_id = record.get("doc_key")
         doc_id = str(doc_id) if doc_id is not None else f"{path.name}#{number}"
         document = Document(doc_id=doc_id, sentences=sentences)

@@ -82,6 +82,8 @@ class Conll04Reader(Reader):
         tokens = item.get("tokens")
         if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
             fail("'tokens' must be a non-empty list of strings")
+        if any(not token.strip() for token in tokens):
+            fail(f"'tokens' has an empty token at position {[t.strip() for t in tokens].index('')}")
         n = len(tokens)
         entities: dict[tuple[int, int], Span] = {}
         for entity in item.get("entities", []):

@@ -44,13 +44,8 @@ def _tokenized(reader: CharSpanReader, path: Path, line: int | None, doc_id: str
 
 def _read_raw_text(path: Path) -> str:
     """The text exactly as stored: no newline translation, since offsets count a ``\\r`` as a character."""
-    if not path.exists():
-        raise DataFormatError(path, None, "file not found")
-    try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            return handle.read()
-    except UnicodeDecodeError as error:
-        raise DataFormatError(path, None, f"not UTF-8 text: {error}") from None
+    with open_text(path, exact=True) as handle:
+        return handle.read()
 
 
 # ---------------------------------------------------------------- BRAT

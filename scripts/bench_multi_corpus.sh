@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The multi-corpus figures of docs/BENCHMARKS.md: BioMTL's single-task vs multi-task table (NCBI-disease, JNLPBA,
+# CoNLL-2003), the NER&POS&chunk chain against NER alone, System B (PER/LOC/ORG only) and the CoNLL-2003 model
+# scored on GUM's entities through a label map.
+#
+#   bash scripts/bench_multi_corpus.sh [RUN ...]     RUN: ncbi jnlpba conll03 biomtl chain system_b report (default: all)
+#
+# Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
+# resumed with --recover. Each training uses ${THREADS:-1} thread(s), so two lanes can share a 2-core machine:
+#   bash scripts/bench_multi_corpus.sh ncbi jnlpba biomtl & bash scripts/bench_multi_corpus.sh conll03 chain system_b
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-runs}
+THREADS=${THREADS:-1}
+export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
+declare -A CONFIG=(
+  [ncbi]=configs/ner_ncbi.json [jnlpba]=configs/ner_jnlpba.json [conll03]=configs/ner_conll03_minilm_frozen.json
+  [biomtl]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
+)
+
+train() {  # NAME
+  local out="$RUNS/$1"
+  if [ -f "$out/metrics.json" ] && python -c "import json,sys; sys.exit('test' not in json.load(open('$out/metrics.json')))"; then
+    echo "$1: finished run in $out, kept"
+    return
+  fi
+  local resume=()
+  [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
+  echo "$1: training ${CONFIG[$1]} into $out ${resume[*]:-}"
+  python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$out" "${resume[@]}" --force \
+    --overrides "{\"trainer\": {\"num_threads\": $THREADS}}" > "$out.log" 2>&1
+}
+
+report() {
+  echo "## BioMTL table"
+  python scripts/compare_runs.py --multi "$RUNS/biomtl" --single "$RUNS/ncbi" "$RUNS/jnlpba" "$RUNS/conll03" \
+    --per_namespace --plot docs/img/biomtl_vs_single.png
+  echo "## NER & POS & chunk chain vs NER alone; System B (PER/LOC/ORG) vs four types"
+  for run in chain conll03 system_b; do
+    python - "$RUNS/$run" <<'PY'
+import json, statistics, sys
+summary = json.load(open(f"{sys.argv[1]}/metrics.json"))
+test = {k: round(v, 2) for k, v in summary["test"].items() if k.startswith("conll03__") and ("f1" in k or "accuracy" in k)}
+seconds = statistics.median(e["seconds"] for e in summary["epochs"])
+print(sys.argv[1], f"best epoch {summary['best_epoch']}/{len(summary['epochs'])}, median s/epoch {seconds}", json.dumps(test))
+PY
+  done
+  echo "## CoNLL-2003 model on GUM test entities (person->PER, place->LOC, organization->ORG, rest dropped)"
+  python evaluate.py --serialization_dir "$RUNS/conll03" --namespace conll03__ner \
+    --evaluation_data_file "${HMTL_DATA_DIR:-data}/gum/gum.test.conll.gz" --reader gum \
+    --label_map '{"person": "PER", "place": "LOC", "organization": "ORG"}' --keep_labels PER,LOC,ORG \
+    --output_file "$RUNS/conll03/gum_cross_corpus.json"
+}
+
+for name in "${@:-ncbi jnlpba conll03 biomtl chain system_b report}"; do
+  for run in $name; do
+    if [ "$run" = report ]; then report; else train "$run"; fi
+  done
+done
