@@ -6,40 +6,15 @@
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
 
 from hmtl.data.document import Document
+from hmtl.data.tokenization import tokenize
 from hmtl.errors import HmtlError
 from hmtl.model import HierarchicalModel, load_model
 from hmtl.training.batching import make_batches
-
-TOKEN = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'“(\[]?[A-Z0-9])")
-
-
-ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "inc", "co", "corp", "ltd", "vs", "etc", "no",
-                 "mt", "gen", "sen", "rep", "gov", "lt", "col", "sgt", "capt", "e.g", "i.e", "u.s"}
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences end at . ! ? before a capital or digit, except after a known abbreviation or an initial."""
-    sentences, start = [], 0
-    for boundary in SENTENCE_END.finditer(text):
-        words = text[start : boundary.start()].split()
-        last = words[-1].rstrip(".").lower() if words else ""
-        if text[boundary.start() - 1] == "." and (last in ABBREVIATIONS or (len(last) == 1 and last.isalpha())):
-            continue
-        sentences.append(text[start : boundary.start()])
-        start = boundary.end()
-    return sentences + [text[start:]]
-
-
-def tokenize(text: str) -> list[list[str]]:
-    """A plain rule-based tokenizer for raw text: words and punctuation apart, sentences by ``split_sentences``."""
-    return [tokens for sentence in split_sentences(text.strip()) if (tokens := TOKEN.findall(sentence))]
 
 
 class Predictor:
@@ -70,7 +45,7 @@ class Predictor:
         the whole document, end-exclusive. Each task uses the head of its first dataset unless ``namespaces``
         (e.g. ``["ncbi__ner", "conll03__ner"]``) names the heads to run; the output is then keyed by namespace."""
         heads = self._heads(namespaces)
-        sentences = tokenize(text) if isinstance(text, str) else [list(s) for s in text]
+        sentences = tokenize(text).sentences if isinstance(text, str) else [list(s) for s in text]
         document = Document(doc_id=doc_id, sentences=sentences)
         offsets = document.sentence_offsets()
         output: dict = {"doc_id": doc_id, "sentences": sentences}

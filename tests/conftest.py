@@ -35,3 +35,12 @@ def tiny_ner_config(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     return path
+
+
+def assert_names(error, path, line):
+    """A DataFormatError names the file and, where there is one, the line (``path:line: ...``)."""
+    assert error.path == str(path)
+    assert error.line == line
+    assert str(path) in str(error)
+    if line is not None:
+        assert f"{path}:{line}:" in str(error)

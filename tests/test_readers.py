@@ -17,6 +17,7 @@ from hmtl.data.readers.conll import ColumnReader, DygieReader
 from hmtl.data.sample import SAMPLE_DIR
 from hmtl.errors import DataFormatError
 from hmtl.registry import READERS
+from conftest import assert_names
 
 DATA = Path(os.environ.get("HMTL_DATA_DIR", "data"))
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,13 +32,6 @@ def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
 
-
-def assert_names(error: DataFormatError, path: Path, line: int | None):
-    assert error.path == str(path)
-    assert error.line == line
-    assert str(path) in str(error)
-    if line is not None:
-        assert f"{path}:{line}:" in str(error)
 
 
 def texts(document, spans):

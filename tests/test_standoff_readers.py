@@ -11,19 +11,13 @@ from hmtl.data.document import Relation, Span
 from hmtl.data.readers.standoff import BratReader, PubTatorReader
 from hmtl.errors import ConfigError, DataFormatError
 from hmtl.registry import READERS
+from conftest import assert_names
 
 
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8", newline="")
     return path
 
-
-def assert_names(error: DataFormatError, path: Path, line: int | None):
-    assert error.path == str(path)
-    assert error.line == line
-    assert str(path) in str(error)
-    if line is not None:
-        assert f"{path}:{line}:" in str(error)
 
 
 def surfaces(document, spans):

@@ -92,9 +92,7 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
 
 
 def test_predict_on_raw_text(tiny_ner_config, tmp_path):
-    from hmtl.predict import Predictor, tokenize
-
-    assert tokenize("Dr. Who lived in St. Paul's. Then he left!") == [["Dr", ".", "Who", "lived", "in", "St", ".", "Paul's", "."], ["Then", "he", "left", "!"]]
+    from hmtl.predict import Predictor
     out = tmp_path / "run"
     train(tiny_ner_config, out)
     result = Predictor.from_serialization_dir(out).predict("Ada Lovelace lived in London. IBM hired Grace Hopper.")

@@ -14,6 +14,7 @@ from hmtl.data.readers.transition import (CharTransitionReader, TransitionReader
 from hmtl.data.tokenization import document_from_text
 from hmtl.errors import DataFormatError, HmtlError
 from hmtl.registry import READERS
+from conftest import assert_names
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "convert.py"
@@ -27,12 +28,6 @@ def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
 
-
-def assert_names(error: DataFormatError, path: Path, line: int | None):
-    assert error.path == str(path)
-    assert error.line == line
-    if line is not None:
-        assert f"{path}:{line}:" in str(error)
 
 
 def surfaces(document):

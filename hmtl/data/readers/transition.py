@@ -113,18 +113,17 @@ class TransitionReader(Reader):
             fail(f"empty token at position {tokens.index('')} (tokens are separated by single spaces): {text!r}")
         spans: list[Span] = []
         position = 0  # tokens consumed so far
-        open_label: str | None = None
-        open_start = 0
+        entity = _OpenEntity(fail)
         for index, action in enumerate(actions.split(), start=1):
             where = f"action {index} {action!r}"
             if action == "SHIFT":
-                if open_label is None:
+                if entity.label is None:
                     fail(f"{where}: SHIFT outside an entity (use OUT, or TRANSITION(type) first)")
                 position += 1
                 continue
             if action == "OUT":
-                if open_label is not None:
-                    fail(f"{where}: OUT inside the open entity {open_label!r} (REDUCE({open_label}) first)")
+                if entity.label is not None:
+                    fail(f"{where}: OUT inside the open entity {entity.label!r} (REDUCE({entity.label}) first)")
                 position += 1
                 continue
             parsed = _entity_action(action)
@@ -134,24 +133,41 @@ class TransitionReader(Reader):
             if not label:
                 fail(f"{where}: expected an entity type inside the parentheses")
             if kind == "TRANSITION":
-                if open_label is not None:
-                    fail(f"{where}: TRANSITION while the entity {open_label!r} is still open (entities are flat)")
-                open_label, open_start = label, position
+                entity.transition(where, label, position)
                 continue
-            if open_label is None:
-                fail(f"{where}: REDUCE without an open entity")
-            if label != open_label:
-                fail(f"{where}: REDUCE({label}) closes an entity of type {open_label!r}")
-            if position == open_start:
+            start = entity.reduce(where, label, f"REDUCE({label})")
+            if position == start:
                 fail(f"{where}: empty entity (no SHIFT between TRANSITION({label}) and REDUCE({label}))")
-            spans.append(Span(open_start, position, label))
-            open_label = None
-        if open_label is not None:
-            fail(f"the entity {open_label!r} opened by TRANSITION({open_label}) is not closed by the end of the line")
+            spans.append(Span(start, position, label))
+        if entity.label is not None:
+            fail(f"the entity {entity.label!r} opened by TRANSITION({entity.label}) is not closed by the end of the line")
         if position != len(tokens):
             fail(f"the sentence has {len(tokens)} tokens, but the actions consume {position} (SHIFT and OUT each "
                  f"consume one)")
         return tokens, spans
+
+
+class _OpenEntity:
+    """The entity a TRANSITION opened (flat: at most one), checked the same way in both modes."""
+
+    def __init__(self, fail):
+        self.fail = fail
+        self.label: str | None = None
+        self.start = 0  # a token index (simple) or a character offset (simple-char)
+
+    def transition(self, where: str, label: str, at: int) -> None:
+        if self.label is not None:
+            self.fail(f"{where}: TRANSITION while the entity {self.label!r} is still open (entities are flat)")
+        self.label, self.start = label, at
+
+    def reduce(self, where: str, label: str, action: str) -> int:
+        """Close the open entity; returns where it started."""
+        if self.label is None:
+            self.fail(f"{where}: REDUCE without an open entity")
+        if label != self.label:
+            self.fail(f"{where}: {action} closes an entity of type {self.label!r}")
+        self.label = None
+        return self.start
 
 
 @READERS.register("simple-char")
@@ -197,8 +213,7 @@ class CharTransitionReader(CharSpanReader):
             raise DataFormatError(path, number, message)
 
         spans: list[tuple[int, int, str]] = []
-        open_label: str | None = None
-        open_start = 0
+        entity = _OpenEntity(fail)
         for index, action in enumerate(actions.split(), start=1):
             where = f"action {index} {action!r}"
             parsed = _entity_action(action)
@@ -215,14 +230,9 @@ class CharTransitionReader(CharSpanReader):
             if not 0 <= offset <= len(text):
                 fail(f"{where}: offset {offset} is outside the sentence text (length {len(text)})")
             if kind == "TRANSITION":
-                if open_label is not None:
-                    fail(f"{where}: TRANSITION while the entity {open_label!r} is still open (entities are flat)")
-                open_label, open_start = label, offset
+                entity.transition(where, label, offset)
                 continue
-            if open_label is None:
-                fail(f"{where}: REDUCE without an open entity")
-            if label != open_label:
-                fail(f"{where}: REDUCE({label},...) closes an entity of type {open_label!r}")
+            open_start = entity.reduce(where, label, f"REDUCE({label},...)")
             if open_start >= offset:
                 fail(f"{where}: the entity starts at {open_start} and ends at {offset}; the start must be before the "
                      "end (end-exclusive)")
@@ -233,9 +243,8 @@ class CharTransitionReader(CharSpanReader):
                     fail(f"{where}: the entity {label!r} [{open_start}, {offset}) {text[open_start:offset]!r} overlaps "
                          f"the entity {other!r} [{start}, {end}) {text[start:end]!r}")
             spans.append((open_start, offset, label))
-            open_label = None
-        if open_label is not None:
-            fail(f"the entity {open_label!r} opened at {open_start} is not closed by the end of the line")
+        if entity.label is not None:
+            fail(f"the entity {entity.label!r} opened at {entity.start} is not closed by the end of the line")
         return spans
 
 
