@@ -147,6 +147,8 @@ def predict_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output_file", default="-", help="JSON lines, one object per document (- for stdout)")
     parser.add_argument("--namespaces", default=None,
                         help="comma-separated heads to run, e.g. ncbi__ner,conll03__ner (default: each task's first)")
+    parser.add_argument("--max_document_chars", type=int, default=None,
+                        help="refuse documents (lines) longer than this (default 200,000 characters)")
     args = parser.parse_args(argv)
 
     def main() -> None:
@@ -160,16 +162,19 @@ def predict_main(argv: list[str] | None = None) -> None:
         if args.output_file != "-" and not Path(args.output_file).parent.is_dir():
             raise HmtlError(f"--output_file: folder {Path(args.output_file).parent} does not exist")
         namespaces = args.namespaces.split(",") if args.namespaces else None
-        predictor = Predictor.from_serialization_dir(args.serialization_dir)
+        limits = {"max_document_chars": args.max_document_chars} if args.max_document_chars else {}
+        predictor = Predictor.from_serialization_dir(args.serialization_dir, **limits)
         predictor._heads(namespaces)  # an unknown namespace fails now, not after the first document
         source = sys.stdin if args.input_file == "-" else open(args.input_file, encoding="utf-8")
         try:
-            lines = [line for line in source.read().splitlines() if line.strip()]
+            lines = [(n, line) for n, line in enumerate(source.read().splitlines(), start=1) if line.strip()]
         except UnicodeDecodeError as error:
             raise HmtlError(f"{args.input_file}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+        for number, line in lines:  # every document is checked before the work starts
+            predictor.check_length(line, f"{args.input_file}:{number}: the document")
         to_file = args.output_file != "-"
         with open(args.output_file, "w", encoding="utf-8") if to_file else contextlib.nullcontext(sys.stdout) as target:
-            for i, line in enumerate(tqdm(lines, desc="predicting", unit="doc", disable=None)):
+            for i, (_, line) in enumerate(tqdm(lines, desc="predicting", unit="doc", disable=None)):
                 target.write(json.dumps(predictor.predict(line, doc_id=str(i), namespaces=namespaces)) + "\n")
                 target.flush()  # each document is kept as soon as it is done
         if to_file:

@@ -17,10 +17,21 @@ from hmtl.model import HierarchicalModel, load_model
 from hmtl.training.batching import make_batches
 
 
+# A document longer than this is refused rather than tokenized: a 5 MB line is almost always a file whose documents
+# were not put one per line, and whole-document tasks (coreference) grow quadratically with length.
+MAX_DOCUMENT_CHARS = 200_000
+
+
 class Predictor:
-    def __init__(self, model: HierarchicalModel, batch_size: int = 32):
+    def __init__(self, model: HierarchicalModel, batch_size: int = 32, max_document_chars: int = MAX_DOCUMENT_CHARS):
         self.model = model.eval()
         self.batch_size = batch_size
+        self.max_document_chars = max_document_chars
+
+    def check_length(self, text: str, where: str = "the document") -> None:
+        if len(text) > self.max_document_chars:
+            raise HmtlError(f"{where} has {len(text):,} characters, more than the limit of {self.max_document_chars:,}; "
+                            "split it into several documents (one per line for predict.py) or raise max_document_chars")
 
     @classmethod
     def from_serialization_dir(cls, directory: str | Path, **kwargs) -> "Predictor":
@@ -45,6 +56,8 @@ class Predictor:
         the whole document, end-exclusive. Each task uses the head of its first dataset unless ``namespaces``
         (e.g. ``["ncbi__ner", "conll03__ner"]``) names the heads to run; the output is then keyed by namespace."""
         heads = self._heads(namespaces)
+        if isinstance(text, str):
+            self.check_length(text)
         sentences = tokenize(text).sentences if isinstance(text, str) else [list(s) for s in text]
         document = Document(doc_id=doc_id, sentences=sentences)
         offsets = document.sentence_offsets()

@@ -167,6 +167,12 @@ def test_predict_checks_input_and_output_before_working(tiny_ner_config, tmp_pat
     binary = tmp_path / "bin.txt"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
     assert "not UTF-8 text" in run_cli(predict_main, ["--serialization_dir", str(out), "--input_file", str(binary)], capsys)
+    long = tmp_path / "long.txt"
+    long.write_text("Ada lived in Paris.\n\n" + "word " * 60 + "\n")
+    assert f"{long}:3: the document has 300 characters, more than the limit of 100" in run_cli(
+        predict_main, ["--serialization_dir", str(out), "--input_file", str(long), "--max_document_chars", "100",
+                       "--output_file", str(tmp_path / "long.jsonl")], capsys)
+    assert not (tmp_path / "long.jsonl").exists()  # refused before any work
     assert "--batch_size: expected a positive" in run_cli(evaluate_main, ["--serialization_dir", str(out), "--batch_size", "0"], capsys)
 
 

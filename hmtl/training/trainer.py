@@ -113,6 +113,8 @@ class Trainer:
         set_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
 
+        logger.info("reading %d dataset(s): %s", len({d for t in config.tasks for d in t.datasets}),
+                    ", ".join(sorted({d for t in config.tasks for d in t.datasets})))
         self.documents = load_datasets(config)
         labels = (
             json.loads((self.dir / "labels.json").read_text())
@@ -120,6 +122,7 @@ class Trainer:
             else build_labels(config, {name: splits["train"] for name, splits in self.documents.items()})
         )
         self.model = HierarchicalModel(config, labels)
+        logger.info("preparing features of every split (a frozen transformer's states are computed as batches first use them)")
         self.instances = {
             split: self.model.task_instances({name: splits[split] for name, splits in self.documents.items()})
             for split in ("train", "validation", "test")
