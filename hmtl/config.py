@@ -123,7 +123,7 @@ class TrainerConfig(Section):
     bf16: bool = False
     num_threads: int | None = Field(default=None, ge=1)
     max_steps_per_epoch: int | None = Field(default=None, ge=1)
-    checkpoint_every_minutes: float | None = Field(default=10.0, gt=0, description=(
+    checkpoint_every_minutes: float | None = Field(default=5.0, gt=0, description=(
         "also write last/ during an epoch this often (at an update), so an interrupted epoch resumes where it was"))
     checkpoint_every_updates: int | None = Field(default=None, ge=1, description="the same, every N updates")
 
