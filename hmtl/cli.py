@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import contextlib
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -181,3 +182,35 @@ def predict_main(argv: list[str] | None = None) -> None:
             print(f"wrote {len(lines)} documents to {args.output_file}", file=sys.stderr)
 
     _run(main)
+
+
+def _probing(name: str, argv: list[str]) -> None:
+    from hmtl.probing import commands
+
+    sys.exit(getattr(commands, name)(argv))
+
+
+COMMANDS = {
+    "train": ("train a model from a config (train.py)", train_main),
+    "evaluate": ("score a trained model on its test splits or any corpus file (evaluate.py)", evaluate_main),
+    "predict": ("run a trained model on raw text, one document per line (predict.py)", predict_main),
+    "probe": ("probe every layer on the SentEval probing tasks (probing/senteval_layers.py)",
+              functools.partial(_probing, "senteval_layers_main")),
+    "build-probing-tasks": ("build the probing tasks from UD treebanks (probing/build_tasks.py)",
+                            functools.partial(_probing, "build_tasks_main")),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``hmtl <command> [options]``: the scripts of a checkout as one installed command."""
+    argv = sys.argv[1:] if argv is None else argv
+    usage = "usage: hmtl <command> [options]   (hmtl <command> --help for its options)\n\ncommands:\n" + "\n".join(
+        f"  {name:<20} {text}" for name, (text, _) in COMMANDS.items())
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        sys.exit(0 if argv else 2)
+    if argv[0] not in COMMANDS:
+        print(f"error: unknown command {argv[0]!r}\n{usage}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv[0] = f"hmtl {argv[0]}"
+    COMMANDS[argv[0]][1](argv[1:])

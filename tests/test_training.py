@@ -115,3 +115,24 @@ def test_label_file_in_the_wrong_format_is_named(tiny_ner_config, tmp_path):
     labels.write_text("{oops")
     with pytest.raises(HmtlError, match=r"labels.json:1: not valid JSON"):
         load_model(out)
+
+
+def test_one_hmtl_command_runs_every_script(tiny_ner_config, tmp_path, capsys):
+    import tomllib
+    from pathlib import Path
+
+    from hmtl.cli import main
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["hmtl"] == "hmtl.cli:main"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    listed = capsys.readouterr().out
+    assert all(f"  {name} " in listed for name in ("train", "evaluate", "predict", "probe", "build-probing-tasks"))
+    out = tmp_path / "run"
+    main(["train", "--config_file_path", str(tiny_ner_config), "--serialization_dir", str(out), "--overrides", '{"trainer": {"num_epochs": 1}}'])
+    assert (out / "best" / "model.safetensors").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve-me"])
+    assert exit_info.value.code == 2 and "unknown command 'serve-me'" in capsys.readouterr().err
