@@ -255,3 +255,20 @@ def test_glove_baseline_row(setup):
     assert senteval_layers_main(argv, encoder_factory=factory) == 0
     payload = json.loads((run / "probing" / "mean_logreg.json").read_text())
     assert list(payload["results"]) == ["embedder", "glove"]
+
+
+def test_no_arguments_probe_out_and_build_missing_sets_first(setup, tmp_path, capsys, monkeypatch):
+    """`python probing/senteval_layers.py` as the README runs it: the run in ./out, probing sets built if missing."""
+    _, _, _, factory = setup
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    monkeypatch.setenv("HMTL_DATA_DIR", str(tmp_path / "no-corpora"))
+    seen = []
+    assert senteval_layers_main(["--quiet"], encoder_factory=lambda d: seen.append(d) or factory(d)) == 2
+    captured = capsys.readouterr()
+    assert "probing sets missing in data/probing (Length, WordContent" in captured.out and "building them" in captured.out
+    assert "no-corpora" in captured.err  # the build names the corpus folder it could not read
+    make_tasks(tmp_path / "data" / "probing")
+    assert senteval_layers_main(["--quiet", "--tasks", "Length", "--baselines", "none", "--no_plot"],
+                                encoder_factory=lambda d: seen.append(d) or factory(d)) == 0
+    assert seen == [Path("out")] and (tmp_path / "out" / "probing").is_dir()

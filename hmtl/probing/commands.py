@@ -102,7 +102,8 @@ def senteval_layers_parser() -> argparse.ArgumentParser:
         prog="senteval_layers.py",
         description="Probe every layer of a trained model with the SentEval probing tasks; writes a table, JSON, "
                     "Markdown and a PNG figure into <serialization_dir>/probing/.")
-    parser.add_argument("--serialization_dir", required=True, help="a training run's folder (with best/)")
+    parser.add_argument("--serialization_dir", default="out",
+                        help="a training run's folder (with best/); default out, as in the README's train command")
     parser.add_argument("--layers", nargs="+", default=None, help="layers to probe (default: all the model has)")
     parser.add_argument("--tasks", nargs="+", default=None, help=f"default all: {' '.join(TASK_NAMES)}")
     parser.add_argument("--task_path", default=DEFAULT_TASK_PATH,
@@ -192,6 +193,13 @@ def senteval_layers_main(argv: list[str] | None = None, encoder_factory: Encoder
 
             senteval_params(Path("."), args.classifier)  # rejects mlp before any work
             engine = engine or import_senteval()
+        missing = [task.name for task in tasks if not (Path(args.task_path) / task.file).is_file()]
+        if missing and args.task_path == DEFAULT_TASK_PATH:
+            print(f"probing sets missing in {args.task_path} ({', '.join(missing)}): building them from the UD "
+                  "treebanks first (probing/build_tasks.py)")
+            status = build_tasks_main(["--output_dir", args.task_path, "--tasks", *missing])
+            if status:
+                return status
         datasets = load_tasks(args.task_path, tasks)
         encoder_fn, model_id = encoder_factory(directory)
         layers = check_layers(encoder_fn, args.layers)
