@@ -261,7 +261,8 @@ def test_pubtator_documents_offsets_clusters_and_relations(tmp_path):
                                                   ("Famotidine", "Chemical")]
     assert surfaces(first, first.entities) == token_texts(first, first.entities)
     assert first.entities[2:4] == [Span(9, 12, "Disease"), Span(14, 15, "Chemical")]
-    assert first.attributes["concepts"] == ["D002945", "D007674", "D058186", "D002945", None]  # -1: no concept
+    concepts = first.attributes["concepts"]
+    assert [concepts.get(span.bounds) for span in first.entities] == ["D002945", "D007674", "D058186", "D002945", None]  # -1: none
     assert first.clusters == [[Span(0, 1), Span(14, 15)]]  # Cisplatin ... cisplatin; singletons dropped
     assert first.attributes["relations"] == [{"label": "CID", "head": "D002945", "tail": "D058186"}]
 
@@ -271,7 +272,8 @@ def test_pubtator_documents_offsets_clusters_and_relations(tmp_path):
         ("BRCA1", "Gene"), ("breast cancer", "Disease"), ("BRCA1", "Gene"), ("breast and ovarian cancer", "Disease"),
         ("ovarian cancer", "Disease"), ("Mutations", "Variant")]
     assert second.entities[2] == Span(6, 7, "Gene")  # abstract offsets continue after the title and one character
-    assert second.attributes["concepts"] == ["672", "D001943", "672", "D001943|D010051", None, None]
+    concepts = second.attributes["concepts"]
+    assert [concepts.get(span.bounds) for span in second.entities] == ["672", "D001943", "672", "D001943|D010051", None, None]
     # the whole id field is the key: "D001943" and "D001943|D010051" are different concepts
     assert second.clusters == [[Span(0, 1), Span(6, 7)]]
     assert second.attributes["relations"] == []
@@ -281,7 +283,7 @@ def test_pubtator_via_registry_and_no_concept_option(tmp_path):
     path = write(tmp_path / "train.PubTator", PUBTATOR)
     first, _ = READERS.get("pubtator")(dataset="x", no_concept=["-"]).read(path)
     assert first.dataset == "x"
-    assert first.attributes["concepts"][-1] == "-1"
+    assert first.attributes["concepts"][first.entities[-1].bounds] == "-1"
     with pytest.raises(ConfigError, match="no_concept"):
         PubTatorReader(no_concept="-")
 

@@ -95,8 +95,7 @@ def settle_checkpoint(directory: Path) -> None:
 
 
 def parse_validation_metric(spec: str) -> tuple[str, float]:
-    if not spec or spec[0] not in "+-":
-        raise ConfigError(f"trainer.validation_metric: {spec!r} must start with + (higher is better) or -")
+    """``"+MEAN__all"`` -> ("MEAN__all", 1.0); the name and the sign were checked at config load."""
     return spec[1:], 1.0 if spec[0] == "+" else -1.0
 
 

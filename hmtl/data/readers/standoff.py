@@ -296,9 +296,9 @@ class PubTatorReader(CharSpanReader):
     unchanged); ``doc_id`` is the PMID. A title line with another PMID also starts a new document.
 
     - ``document.entities``: every mention, in file order, typed by its type column.
-    - ``document.attributes["concepts"]``: a list parallel to ``document.entities``: each mention's concept id
-      field as written (several ids joined by ``|`` stay one string), ``None`` where it has none (see
-      ``no_concept``).
+    - ``document.attributes["concepts"]``: ``{(start, end): concept id}`` by each mention's token bounds (so a
+      label map that renames or drops entities leaves it valid), the id field as written (several ids joined by
+      ``|`` stay one string); mentions without one (see ``no_concept``) are not in it.
     - ``document.clusters``: mentions sharing a concept id field, clusters with two or more distinct spans only
       (a span that is in two clusters is kept in the first one; how many is logged).
     - ``document.attributes["relations"]``: ``[{"label", "head", "tail"}]`` with the concept ids of the relation
@@ -409,7 +409,8 @@ class PubTatorReader(CharSpanReader):
         clusters, repeated = mentions_to_clusters(mentions, keep_singletons=False)
         self.repeated_mentions += repeated
         document.clusters = [[Span(start, end) for start, end in cluster] for cluster in clusters]
-        document.attributes["concepts"] = concepts
+        document.attributes["concepts"] = {span.bounds: concept for span, concept in zip(document.entities, concepts)
+                                           if concept is not None}
         document.attributes["relations"] = [{"label": label, "head": head, "tail": tail}
                                             for label, head, tail in raw.relations]
         return document
