@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The multi-corpus figures of docs/BENCHMARKS.md: BioMTL's single-task vs multi-task table (NCBI-disease, JNLPBA,
-# CoNLL-2003), the NER&POS&chunk chain against NER alone, System B (PER/LOC/ORG only) and the CoNLL-2003 model
-# scored on GUM's entities through a label map.
+# CoNLL-2003), the NER&POS&chunk chain against NER alone (all heads on one level; POS/chunk a level below NER),
+# System B (PER/LOC/ORG only) and the CoNLL-2003 model scored on GUM's entities through a label map.
 #
-#   bash scripts/bench_multi_corpus.sh [RUN ...]     RUN: ncbi jnlpba conll03 biomtl chain system_b report (default: all)
+#   bash scripts/bench_multi_corpus.sh [RUN ...]     RUN: ncbi jnlpba conll03 biomtl chain chain_hierarchical system_b report
+#                                                    (default: all)
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
 # resumed with --recover. Each training uses ${THREADS:-1} thread(s), so two lanes can share a 2-core machine:
@@ -16,6 +17,7 @@ export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
 declare -A CONFIG=(
   [ncbi]=configs/ner_ncbi.json [jnlpba]=configs/ner_jnlpba.json [conll03]=configs/ner_conll03_minilm_frozen.json
   [biomtl]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
+  [chain_hierarchical]=configs/ner_pos_chunk_conll03_hierarchical.json
 )
 
 train() {  # NAME
@@ -36,7 +38,7 @@ report() {
   python scripts/compare_runs.py --multi "$RUNS/biomtl" --single "$RUNS/ncbi" "$RUNS/jnlpba" "$RUNS/conll03" \
     --per_namespace --plot docs/img/biomtl_vs_single.png
   echo "## NER & POS & chunk chain vs NER alone; System B (PER/LOC/ORG) vs four types"
-  for run in chain conll03 system_b; do
+  for run in chain chain_hierarchical conll03 system_b; do
     python - "$RUNS/$run" <<'PY'
 import json, statistics, sys
 summary = json.load(open(f"{sys.argv[1]}/metrics.json"))
@@ -52,7 +54,7 @@ PY
     --output_file "$RUNS/conll03/gum_cross_corpus.json"
 }
 
-for name in "${@:-ncbi jnlpba conll03 biomtl chain system_b report}"; do
+for name in "${@:-ncbi jnlpba conll03 biomtl chain chain_hierarchical system_b report}"; do
   for run in $name; do
     if [ "$run" = report ]; then report; else train "$run"; fi
   done
