@@ -3,12 +3,14 @@
 # CoNLL-2003), the NER&POS&chunk chain against NER alone (all heads on one level; POS/chunk a level below NER),
 # System B (PER/LOC/ORG only) and the CoNLL-2003 model scored on GUM's entities through a label map.
 #
-#   bash scripts/bench_multi_corpus.sh [RUN ...]     RUN: ncbi jnlpba conll03 biomtl chain chain_hierarchical system_b report
-#                                                    (default: all)
+#   bash scripts/bench_multi_corpus.sh [RUN ...]
+#
+# RUN: ncbi jnlpba conll03 biomtl biomtl14 chain chain_hierarchical system_b report (default: all, in this order);
+# biomtl14 continues the finished 10-epoch biomtl run to 14 epochs (kept as runs/biomtl_10epochs).
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
 # resumed with --recover. Each training uses ${THREADS:-1} thread(s), so two lanes can share a 2-core machine:
-#   bash scripts/bench_multi_corpus.sh ncbi jnlpba biomtl & bash scripts/bench_multi_corpus.sh conll03 chain system_b
+#   bash scripts/bench_multi_corpus.sh ncbi jnlpba biomtl biomtl14 & bash scripts/bench_multi_corpus.sh conll03 chain system_b
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -33,6 +35,13 @@ train() {  # NAME
     --overrides "{\"trainer\": {\"num_threads\": $THREADS}}" > "$out.log" 2>&1
 }
 
+longer() {  # NAME EPOCHS: continue a finished run to EPOCHS epochs (--recover; the linear decay restarts from there)
+  echo "$1: continuing $RUNS/$1 to $2 epochs"
+  cp -r "$RUNS/$1" "$RUNS/$1_$(python -c "import json; print(len(json.load(open('$RUNS/$1/metrics.json'))['epochs']))")epochs"
+  python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$RUNS/$1" --recover \
+    --overrides "{\"trainer\": {\"num_epochs\": $2, \"num_threads\": $THREADS}}" > "$RUNS/$1.longer.log" 2>&1
+}
+
 report() {
   echo "## BioMTL table"
   python scripts/compare_runs.py --multi "$RUNS/biomtl" --single "$RUNS/ncbi" "$RUNS/jnlpba" "$RUNS/conll03" \
@@ -54,8 +63,12 @@ PY
     --output_file "$RUNS/conll03/gum_cross_corpus.json"
 }
 
-for name in "${@:-ncbi jnlpba conll03 biomtl chain chain_hierarchical system_b report}"; do
+for name in "${@:-ncbi jnlpba conll03 biomtl biomtl14 chain chain_hierarchical system_b report}"; do
   for run in $name; do
-    if [ "$run" = report ]; then report; else train "$run"; fi
+    case "$run" in
+      report) report ;;
+      biomtl14) longer biomtl 14 ;;
+      *) train "$run" ;;
+    esac
   done
 done
