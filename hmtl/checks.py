@@ -6,7 +6,7 @@ import inspect
 
 import hmtl.data.readers  # noqa: F401  (registers the readers)
 import hmtl.tasks  # noqa: F401  (registers the task types)
-from hmtl.config import Config
+from hmtl.config import Config, config_namespaces, namespace
 from hmtl.errors import ConfigError
 from hmtl.registry import READERS, TASKS
 
@@ -32,7 +32,7 @@ def metric_names(config: Config) -> set[str]:
         task_class = TASKS.get(task.type, "")
         for metric in task_class.main_metrics(task_class.parse_options(task)):
             names.add(f"MEAN__{task.name}_{metric}")
-            names.update(f"{dataset}__{task.name}_{metric}" for dataset in task.datasets)
+            names.update(f"{namespace(dataset, task.name)}_{metric}" for dataset in task.datasets)
     return names
 
 
@@ -57,10 +57,6 @@ def check_config(config: Config) -> None:
     if not spec or spec[0] not in "+-":
         raise ConfigError(f"trainer.validation_metric: {spec!r} must start with + (higher is better) or -")
     known = metric_names(config)
-    if spec[1:] not in known and not any(spec[1:].startswith(f"{ns}_") for ns in _namespaces(config)):
+    if spec[1:] not in known and not any(spec[1:].startswith(f"{ns}_") for ns in config_namespaces(config.tasks)):
         raise ConfigError(f"trainer.validation_metric: {spec[1:]!r} is not a metric of this config; "
                           f"use one of {', '.join(sorted(known))}")
-
-
-def _namespaces(config: Config) -> list[str]:
-    return [f"{dataset}__{task.name}" for task in config.tasks for dataset in task.datasets]

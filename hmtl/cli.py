@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import contextlib
 import functools
+import json
 import logging
 import sys
 from pathlib import Path
@@ -83,10 +83,12 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         config = model.config
         task_name = None
         if args.namespace:
-            known = [ns for task in model.tasks.values() for ns in task.namespaces]
-            if args.namespace not in known:
-                raise HmtlError(f"--namespace: unknown namespace {args.namespace!r}; the model has {', '.join(known)}")
-            dataset, task_name = args.namespace.split("__", 1)
+            from hmtl.config import split_namespace
+
+            if args.namespace not in model.namespaces():
+                raise HmtlError(f"--namespace: unknown namespace {args.namespace!r}; "
+                                f"the model has {', '.join(model.namespaces())}")
+            dataset, task_name = split_namespace(args.namespace)
         else:
             dataset = args.dataset or next(iter(config.tasks[0].datasets))
         if dataset not in config.data:
@@ -165,7 +167,7 @@ def predict_main(argv: list[str] | None = None) -> None:
         namespaces = args.namespaces.split(",") if args.namespaces else None
         limits = {"max_document_chars": args.max_document_chars} if args.max_document_chars else {}
         predictor = Predictor.from_serialization_dir(args.serialization_dir, **limits)
-        predictor._heads(namespaces)  # an unknown namespace fails now, not after the first document
+        predictor.heads(namespaces)  # an unknown namespace fails now, not after the first document
         source = sys.stdin if args.input_file == "-" else open(args.input_file, encoding="utf-8")
         try:
             lines = [(n, line) for n, line in enumerate(source.read().splitlines(), start=1) if line.strip()]

@@ -19,6 +19,24 @@ DATA_DIR_VARIABLE = "HMTL_DATA_DIR"
 PACKAGE_DATA_VARIABLE = "HMTL_PACKAGE_DATA"  # expands to the bundled sample corpus folder
 
 
+NAMESPACE_SEPARATOR = "__"  # a label namespace is <dataset>__<task>; dataset names may not hold it
+
+
+def namespace(dataset: str, task: str) -> str:
+    return f"{dataset}{NAMESPACE_SEPARATOR}{task}"
+
+
+def split_namespace(name: str) -> tuple[str, str]:
+    """``conll03__ner`` -> ``("conll03", "ner")``."""
+    dataset, _, task = name.partition(NAMESPACE_SEPARATOR)
+    return dataset, task
+
+
+def config_namespaces(tasks: list["TaskConfig"]) -> list[str]:
+    """Every task's namespaces, in config order."""
+    return [namespace(dataset, task.name) for task in tasks for dataset in task.datasets]
+
+
 class Section(BaseModel):
     # strict: "8" is not an integer and 1 is not a boolean; a typo in a type is an error, not a silent coercion
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), strict=True)
@@ -167,7 +185,7 @@ class TaskGroup(NamedTuple):
 def parse_chain(chain: str, tasks: list[TaskConfig]) -> list[TaskGroup]:
     """``"conll03__ner&conll03__pos|gum__emd"`` -> groups; every problem is a ConfigError naming ``chain``."""
     by_name = {task.name: task for task in tasks}
-    namespaces = {f"{d}__{task.name}": (task.name, d) for task in tasks for d in task.datasets}
+    namespaces = {namespace(d, task.name): (task.name, d) for task in tasks for d in task.datasets}
     groups, seen = [], {}
     for group_text in chain.split("|"):
         members = []
@@ -183,7 +201,7 @@ def parse_chain(chain: str, tasks: list[TaskConfig]) -> list[TaskGroup]:
                                   f"namespaces {sorted(namespaces)}")
             for dataset in datasets:
                 if (task, dataset) in seen:
-                    raise ConfigError(f"chain: {task}__{dataset} is in the chain twice ({seen[task, dataset]!r} and {item!r})")
+                    raise ConfigError(f"chain: {namespace(dataset, task)} is in the chain twice ({seen[task, dataset]!r} and {item!r})")
                 seen[task, dataset] = item
             if any(task == other for other, _ in members):
                 raise ConfigError(f"chain: {group_text!r} joins task {task!r} with itself")
@@ -192,7 +210,7 @@ def parse_chain(chain: str, tasks: list[TaskConfig]) -> list[TaskGroup]:
             reads = ", ".join(f"{task} reads {list(datasets)}" for task, datasets in members)
             raise ConfigError(f"chain: '&' joins tasks that read the same documents, but in {group_text!r} {reads}")
         groups.append(TaskGroup(group_text.strip(), tuple(members)))
-    missing = sorted(f"{d}__{task.name}" for task in tasks for d in task.datasets if (task.name, d) not in seen)
+    missing = sorted(namespace(d, task.name) for task in tasks for d in task.datasets if (task.name, d) not in seen)
     if missing:
         raise ConfigError(f"chain: {', '.join(missing)} would never be trained; add them to the chain or remove the task")
     return groups
@@ -215,9 +233,9 @@ def check_references(config: Config) -> None:
         if len(set(task.datasets)) != len(task.datasets):
             raise ConfigError(f"tasks[{index}].datasets: {task.datasets} names a dataset twice")
     for name in config.data:
-        if "__" in name:
-            raise ConfigError(f"data.{name}: dataset names may not contain '__' (it separates dataset and task in "
-                              "namespaces)")
+        if NAMESPACE_SEPARATOR in name:
+            raise ConfigError(f"data.{name}: dataset names may not contain {NAMESPACE_SEPARATOR!r} (it separates "
+                              "dataset and task in namespaces)")
     config.groups()
 
 

@@ -63,6 +63,10 @@ class HierarchicalModel(nn.Module):
     def task(self, name: str) -> Task:
         return self.tasks[name]
 
+    def namespaces(self) -> list[str]:
+        """Every head's label namespace, ``<dataset>__<task>``."""
+        return [ns for task in self.tasks.values() for ns in task.namespaces]
+
     def encode(
         self, features: list[dict], depth: int, sentence_lengths: list[list[int] | None] | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from hmtl.config import split_namespace
 from hmtl.data.document import Document
 from hmtl.data.tokenization import tokenize
 from hmtl.errors import HmtlError
@@ -37,25 +38,27 @@ class Predictor:
     def from_serialization_dir(cls, directory: str | Path, **kwargs) -> "Predictor":
         return cls(load_model(directory), **kwargs)
 
-    def namespaces(self) -> list[str]:
-        return [ns for task in self.model.tasks.values() for ns in task.namespaces]
-
-    def _heads(self, namespaces: list[str] | None) -> list[tuple[str, str, str]]:
-        """(output key, task, dataset) for each head to run: each task's first namespace by default."""
+    def heads(self, namespaces: list[str] | None) -> list[tuple[str, str, str]]:
+        """(output key, task, dataset) for each head to run: each task's first namespace by default; an unknown
+        namespace is an error that lists the model's."""
         if namespaces is None:
             return [(name, name, task.datasets[0]) for name, task in self.model.tasks.items()]
-        known = self.namespaces()
+        known = self.model.namespaces()
         unknown = [ns for ns in namespaces if ns not in known]
         if unknown:
             raise HmtlError(f"unknown namespace(s) {', '.join(unknown)}; the model has {', '.join(known)}")
-        return [(ns, ns.split("__", 1)[1], ns.split("__", 1)[0]) for ns in namespaces]
+        heads = []
+        for ns in namespaces:
+            dataset, task = split_namespace(ns)
+            heads.append((ns, task, dataset))
+        return heads
 
     @torch.no_grad()
     def predict(self, text: str | list[list[str]], doc_id: str = "input", namespaces: list[str] | None = None) -> dict:
         """Every task's output for one document: ``{"sentences": [...], "<task>": {...}}``, token offsets over
         the whole document, end-exclusive. Each task uses the head of its first dataset unless ``namespaces``
         (e.g. ``["ncbi__ner", "conll03__ner"]``) names the heads to run; the output is then keyed by namespace."""
-        heads = self._heads(namespaces)
+        heads = self.heads(namespaces)
         if isinstance(text, str):
             self.check_length(text)
         sentences = tokenize(text).sentences if isinstance(text, str) else [list(s) for s in text]

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from hmtl.config import MAX_CONTEXT_SUBWORDS, Section, TaskConfig
+from hmtl.config import MAX_CONTEXT_SUBWORDS, Section, TaskConfig, namespace
 from hmtl.data.document import Document
 from hmtl.errors import ConfigError
 from pydantic import ValidationError
@@ -33,10 +33,6 @@ class Instance:
     sentence_lengths: list[int] | None = None
     # The words before and after a sentence in its document, for a transformer that reads document context.
     context: tuple[list[str], list[str]] = ([], [])
-
-
-def namespace(dataset: str, task: str) -> str:
-    return f"{dataset}__{task}"
 
 
 # Words kept on each side of a sentence: every word has at least one subword, so they fill the largest context the

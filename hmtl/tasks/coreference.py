@@ -15,12 +15,12 @@ import math
 import torch
 from torch import nn
 
-from hmtl.config import TaskConfig
+from hmtl.config import TaskConfig, namespace
 from hmtl.data.document import Document
 from hmtl.metrics.coref import CorefMetrics
 from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, prune, span_tensor
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, namespace
+from hmtl.tasks.base import Instance, Task
 from hmtl.tasks.span_classifier import span_instances
 
 DISTANCE_BUCKETS = [1, 2, 3, 4, 5, 8, 16, 32, 64]

@@ -7,13 +7,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from hmtl.config import TaskConfig
+from hmtl.config import TaskConfig, namespace
 from hmtl.data.document import Document, Span
 from hmtl.data.tagging import spans_to_tags, tags_to_spans
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.crf import CRF, transition_constraints
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, namespace, sentence_context
+from hmtl.tasks.base import Instance, Task, sentence_context
 
 logger = logging.getLogger(__name__)
 

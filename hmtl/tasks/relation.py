@@ -14,13 +14,13 @@ import math
 import torch
 from torch import nn
 
-from hmtl.config import TaskConfig
+from hmtl.config import TaskConfig, namespace
 from hmtl.data.document import Document, Relation, Span
 from hmtl.metrics.relation import RelationF1
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.spans import feedforward, pool_between
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, namespace
+from hmtl.tasks.base import Instance
 from hmtl.tasks.span_classifier import NULL, SpanClassifier
 
 

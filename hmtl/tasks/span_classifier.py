@@ -8,12 +8,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from hmtl.config import TaskConfig
+from hmtl.config import TaskConfig, namespace
 from hmtl.data.document import Document, Relation, Span
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, span_tensor
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, namespace, sentence_context
+from hmtl.tasks.base import Instance, Task, sentence_context
 
 NULL = "O"
 

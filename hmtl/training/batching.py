@@ -5,7 +5,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from hmtl.config import TaskGroup
+from hmtl.config import TaskGroup, split_namespace
 from hmtl.tasks.base import Instance
 
 
@@ -31,9 +31,9 @@ def make_batches(
     return batches
 
 
-def dataset_of(namespace: str) -> str:
-    """``conll03__ner`` -> ``conll03`` (dataset names never hold ``__``)."""
-    return namespace.split("__", 1)[0]
+def _unit(instance: Instance) -> tuple[str, tuple]:
+    """What an instance reads: its dataset and its place there (document, sentence), the same for every task."""
+    return split_namespace(instance.namespace)[0], instance.source
 
 
 def group_batches(
@@ -42,12 +42,12 @@ def group_batches(
     """A chain group's batches, each ``{task: instances}``: one task's batches, or for tasks joined by ``&``
     batches of the first task's units with the same units of the other tasks in the same order."""
     (first, datasets), *others = group.members
-    units = [i for i in instances.get(first, []) if dataset_of(i.namespace) in datasets]
+    units = [i for i in instances.get(first, []) if _unit(i)[0] in datasets]
     if not others:
         return [{first: batch} for batch in make_batches(units, batch_size, rng)]
-    by_unit = {task: {(dataset_of(i.namespace), i.source): i for i in instances.get(task, [])} for task, _ in others}
-    units = [i for i in units if all((dataset_of(i.namespace), i.source) in found for found in by_unit.values())]
+    by_unit = {task: {_unit(i): i for i in instances.get(task, [])} for task, _ in others}
+    units = [i for i in units if all(_unit(i) in found for found in by_unit.values())]
     return [
-        {first: batch, **{task: [found[dataset_of(i.namespace), i.source] for i in batch] for task, found in by_unit.items()}}
+        {first: batch, **{task: [found[_unit(i)] for i in batch] for task, found in by_unit.items()}}
         for batch in make_batches(units, batch_size, rng)
     ]

@@ -44,12 +44,12 @@ def unknown_gold_types(model: HierarchicalModel, documents: dict[str, list]) -> 
     scoring a model on another corpus counts them as misses, which the user should be told."""
     found = {}
     for task in model.tasks.values():
-        for dataset in task.datasets:
-            known = task.entity_types(f"{dataset}__{task.name}")
+        for dataset, ns in zip(task.datasets, task.namespaces):
+            known = task.entity_types(ns)
             if known is None or dataset not in documents:
                 continue
             gold = Counter(span.label for document in documents[dataset] for span in document.entities)
             unknown = {label: n for label, n in gold.items() if label not in known}
             if unknown:
-                found[f"{dataset}__{task.name}"] = unknown
+                found[ns] = unknown
     return found

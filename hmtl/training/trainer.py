@@ -112,8 +112,8 @@ class Trainer:
         set_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
 
-        logger.info("reading %d dataset(s): %s", len({d for t in config.tasks for d in t.datasets}),
-                    ", ".join(sorted({d for t in config.tasks for d in t.datasets})))
+        used = sorted({d for t in config.tasks for d in t.datasets})
+        logger.info("reading %d dataset(s): %s", len(used), ", ".join(used))
         self.documents = load_datasets(config)
         labels = (
             json.loads((self.dir / "labels.json").read_text())
@@ -126,9 +126,11 @@ class Trainer:
             split: self.model.task_instances({name: splits[split] for name, splits in self.documents.items()})
             for split in ("train", "validation", "test")
         }
-        self.groups = [g for g in config.groups() if group_batches(g, self.instances["train"], 1)]
+        sizes = {group: len(self._batches(group)) for group in config.groups()}
+        self.groups = [group for group, size in sizes.items() if size]  # groups without training data are left out
         self.optimizer = self._optimizer()
-        self.steps_per_epoch = self._steps_per_epoch()
+        cap = config.trainer.max_steps_per_epoch
+        self.steps_per_epoch = min(sum(sizes.values()), cap) if cap else sum(sizes.values())
         total_updates = max(1, config.trainer.num_epochs * self.steps_per_epoch // config.trainer.accumulation_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(total_updates))
         self.epoch, self.best_value, self.bad_epochs, self.updates = 0, -math.inf, 0, 0
@@ -171,11 +173,6 @@ class Trainer:
         if transformer:
             groups.append({"params": transformer, "lr": trainer.transformer_learning_rate})
         return torch.optim.AdamW(groups, weight_decay=trainer.weight_decay)
-
-    def _steps_per_epoch(self) -> int:
-        steps = sum(len(self._batches(group)) for group in self.groups)
-        cap = self.config.trainer.max_steps_per_epoch
-        return min(steps, cap) if cap else steps
 
     def _batches(self, group, rng: np.random.Generator | None = None) -> list[dict]:
         """A group's training batches at the batch size of its first task; shuffled with ``rng``."""
