@@ -6,7 +6,8 @@ import inspect
 
 import hmtl.data.readers  # noqa: F401  (registers the readers)
 import hmtl.tasks  # noqa: F401  (registers the task types)
-from hmtl.config import Config, config_namespaces, namespace
+from hmtl.config import Config, SplitSource, config_namespaces, namespace
+from hmtl.data.loading import SPLITS, split_source
 from hmtl.errors import ConfigError
 from hmtl.registry import READERS, TASKS
 
@@ -39,12 +40,10 @@ def metric_names(config: Config) -> set[str]:
 def check_config(config: Config) -> None:
     for name, dataset in config.data.items():
         check_reader(dataset.reader, dataset.reader_options, f"data.{name}")
-        for split in ("train", "validation", "test"):
-            source = getattr(dataset, split)
-            if source is not None and not isinstance(source, str):
-                check_reader(source.reader or dataset.reader,
-                             dataset.reader_options if source.reader_options is None else source.reader_options,
-                             f"data.{name}.{split}")
+        for split in SPLITS:  # a split with a reader of its own
+            if isinstance(getattr(dataset, split), SplitSource):
+                _, reader, options = split_source(dataset, split)
+                check_reader(reader, options, f"data.{name}.{split}")
     units = {}
     for index, task in enumerate(config.tasks):
         task_class = TASKS.get(task.type, f"tasks[{index}].type")

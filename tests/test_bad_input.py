@@ -7,7 +7,6 @@ import shutil
 import pytest
 import torch
 
-from conftest import SENTENCES, write_conll
 from hmtl.cli import evaluate_main, predict_main, train_main
 from hmtl.config import load_config
 from hmtl.data.readers.conll import ColumnReader, DygieReader

@@ -26,7 +26,7 @@ def pipeline(language: str):
 
     try:
         nlp = spacy.blank(language)
-    except (ImportError, KeyError) as error:  # spaCy raises ImportError for an unknown language code
+    except (ImportError, KeyError):  # spaCy raises ImportError for an unknown language code
         raise ValueError(f"language: spaCy has no tokenizer for {language!r}") from None
     nlp.add_pipe("sentencizer")
     return nlp

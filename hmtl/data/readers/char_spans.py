@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hmtl.data.document import Document
 from hmtl.data.readers.base import Reader, open_text
-from hmtl.data.tokenization import AlignmentCounts, AlignmentError, pipeline, document_from_text
+from hmtl.data.tokenization import AlignmentCounts, AlignmentError, align, document_from_text, pipeline, tokenize
 from hmtl.errors import DataFormatError
 from hmtl.registry import READERS
 
@@ -33,11 +33,19 @@ class CharSpanReader(Reader):
         self.counts = AlignmentCounts()
 
     def tokenized_document(self, path: Path, line: int | None, doc_id: str, text: str,
-                           entities: list[tuple[int, int, str]]) -> Document:
-        """``document_from_text`` with alignment problems reported at ``path:line``."""
+                           entities: list[tuple[int, int, str]], entity_lines: list[int] | None = None) -> Document:
+        """``document_from_text`` with alignment problems reported at ``path:line``, or, with ``entity_lines``
+        (each entity's line, for formats with an annotation a line), at the line of the entity that fails."""
         try:
             document, counts = document_from_text(doc_id, text, entities, self.language, self.split_tokens)
         except AlignmentError as error:
+            if entity_lines:
+                tokenized = tokenize(text, self.language)
+                for (start, end, _), entity_line in zip(entities, entity_lines):
+                    try:
+                        align(tokenized, [(start, end)], self.split_tokens)
+                    except AlignmentError as own:
+                        raise DataFormatError(path, entity_line, f"document {doc_id!r}: {own}") from None
             raise DataFormatError(path, line, f"document {doc_id!r}: {error}") from None
         self.counts.add(counts)
         return document

@@ -18,28 +18,11 @@ from hmtl.data.document import Document, Relation, Span
 from hmtl.data.readers.base import open_text
 from hmtl.data.readers.char_spans import CharSpanReader
 from hmtl.data.readers.coref_conll import Mention, mentions_to_clusters
-from hmtl.data.tokenization import AlignmentError, align, tokenize
 from hmtl.errors import ConfigError, DataFormatError
 from hmtl.registry import READERS
 
 logger = logging.getLogger(__name__)
 _INTEGER = re.compile(r"-?\d+")
-
-
-def _tokenized(reader: CharSpanReader, path: Path, line: int | None, doc_id: str, text: str,
-               entities: list[tuple[int, int, str]], entity_lines: list[int]) -> Document:
-    """``reader.tokenized_document``; when it fails, the entity that cannot be placed on tokens is found and
-    named by its own line (``entity_lines`` is parallel to ``entities``)."""
-    try:
-        return reader.tokenized_document(path, line, doc_id, text, entities)
-    except DataFormatError:
-        tokenized = tokenize(text, reader.language)
-        for (start, end, _), entity_line in zip(entities, entity_lines):
-            try:
-                align(tokenized, [(start, end)], reader.split_tokens)
-            except AlignmentError as error:
-                raise DataFormatError(path, entity_line, f"document {doc_id!r}: {error}") from None
-        raise
 
 
 def _read_raw_text(path: Path) -> str:
@@ -184,7 +167,7 @@ class BratReader(CharSpanReader):
                     entity_lines.append(number)
                 brat_ids[identifier] = index[(start, end, label)]
         first_line = min(entity_lines) if entity_lines else None
-        document = _tokenized(self, ann_path, first_line, doc_id, text, list(index), entity_lines)
+        document = self.tokenized_document(ann_path, first_line, doc_id, text, list(index), entity_lines)
         for label, head, tail, _ in relations:
             if head in brat_ids and tail in brat_ids:  # else an argument is a skipped discontinuous span
                 relation = Relation(document.entities[brat_ids[head]], document.entities[brat_ids[tail]], label)
@@ -402,7 +385,7 @@ class PubTatorReader(CharSpanReader):
             entities.append((start, end, label))
             entity_lines.append(number)
             concepts.append(None if concept in self.no_concept else concept)
-        document = _tokenized(self, path, raw.line, raw.pmid, text, entities, entity_lines)
+        document = self.tokenized_document(path, raw.line, raw.pmid, text, entities, entity_lines)
         for span, concept, number in zip(document.entities, concepts, entity_lines):
             if concept is not None:
                 mentions.append(Mention(span.start, span.end, concept, span.label, number))

@@ -186,19 +186,15 @@ class CharTransitionReader(CharSpanReader):
         for index, lines in enumerate(_documents(path)):
             doc_id = f"{_stem(path)}#{index}"
             parsed = [(number, text, self._entities(path, number, text, actions)) for number, text, actions in lines]
-            texts, entities, line_starts = [], [], []
+            texts, entities, entity_lines, line_starts = [], [], [], []
             offset = 0
-            for _, text, spans in parsed:
+            for number, text, spans in parsed:
                 line_starts.append(offset)
                 texts.append(text)
                 entities.extend((start + offset, end + offset, label) for start, end, label in spans)
+                entity_lines.extend([number] * len(spans))
                 offset += len(text) + 1
-            try:
-                document = self.tokenized_document(path, lines[0][0], doc_id, "\n".join(texts), entities)
-            except DataFormatError:
-                for number, text, spans in parsed:  # name the line that fails on its own
-                    self.tokenized_document(path, number, doc_id, text, spans)
-                raise
+            document = self.tokenized_document(path, lines[0][0], doc_id, "\n".join(texts), entities, entity_lines)
             # Each line is one sentence: undo splits of spaCy's sentencizer inside a line.
             sentences: list[list[str]] = [[] for _ in texts]
             for token, (start, _) in zip(document.tokens, document.char_offsets):
