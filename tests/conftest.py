@@ -19,22 +19,39 @@ def write_conll(path, sentences, repeat=1):
     return path
 
 
-@pytest.fixture
-def tiny_ner_config(tmp_path):
-    """A small, fast NER config over a tiny CoNLL corpus written to tmp_path; returns the config path."""
-    train = write_conll(tmp_path / "train.conll", SENTENCES, repeat=3)
-    dev = write_conll(tmp_path / "dev.conll", SENTENCES)
+def write_tiny_ner_config(folder, epochs=3):
+    """A small, fast NER config over a tiny CoNLL corpus written to ``folder``; returns the config path."""
+    train = write_conll(folder / "train.conll", SENTENCES, repeat=3)
+    dev = write_conll(folder / "dev.conll", SENTENCES)
     config = {
         "seed": 3,
         "data": {"tiny": {"reader": "conll2003", "train": str(train), "validation": str(dev), "test": str(dev)}},
         "embedder": {"char_cnn": {"embedding_dim": 8, "num_filters": 8}, "dropout": 0.1},
         "levels": [{"name": "low", "hidden_size": 16, "dropout": 0.1}],
         "tasks": [{"name": "ner", "type": "crf_tagger", "level": "low", "datasets": ["tiny"]}],
-        "trainer": {"num_epochs": 3, "batch_size": 4, "learning_rate": 0.01, "validation_metric": "+MEAN__ner_f1"},
+        "trainer": {"num_epochs": epochs, "batch_size": 4, "learning_rate": 0.01, "validation_metric": "+MEAN__ner_f1"},
     }
-    path = tmp_path / "config.json"
+    path = folder / "config.json"
     path.write_text(json.dumps(config))
     return path
+
+
+@pytest.fixture
+def tiny_ner_config(tmp_path):
+    return write_tiny_ner_config(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_ner(tmp_path_factory):
+    """A tiny NER model trained until it tags its training sentences (dev F1 100); returns its serialization dir."""
+    from hmtl.config import load_config
+    from hmtl.training.trainer import Trainer
+
+    folder = tmp_path_factory.mktemp("tiny_ner")
+    out = folder / "run"
+    test = Trainer(load_config(write_tiny_ner_config(folder, epochs=20)), out).train()
+    assert test["tiny__ner_f1"] == 100.0
+    return out
 
 
 def assert_names(error, path, line):

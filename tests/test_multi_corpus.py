@@ -252,7 +252,7 @@ def test_cross_corpus_evaluation_and_prediction_pick_a_namespace(tmp_path, capsy
     predict_main(["--serialization_dir", str(tmp_path / "run"), "--input_file", str(text), "--output_file",
                   str(tmp_path / "p.jsonl"), "--namespaces", "d__ner"])
     lines = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
-    assert len(lines) == 2 and all(set(line) == {"doc_id", "sentences", "d__ner"} for line in lines)
+    assert len(lines) == 2 and all(set(line) == {"doc_id", "text", "sentences", "d__ner"} for line in lines)
     with pytest.raises(SystemExit):
         predict_main(["--serialization_dir", str(tmp_path / "run"), "--input_file", str(text), "--namespaces", "x__ner"])
     assert "unknown namespace(s) x__ner" in capsys.readouterr().err

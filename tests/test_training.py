@@ -91,17 +91,6 @@ def test_cli_reports_user_errors_in_one_line(tmp_path, capsys):
     assert "has no trained model" in capsys.readouterr().err
 
 
-def test_predict_on_raw_text(tiny_ner_config, tmp_path):
-    from hmtl.predict import Predictor
-    out = tmp_path / "run"
-    train(tiny_ner_config, out)
-    result = Predictor.from_serialization_dir(out).predict("Ada Lovelace lived in London. IBM hired Grace Hopper.")
-    assert result["sentences"][1] == ["IBM", "hired", "Grace", "Hopper", "."]
-    tokens = [t for s in result["sentences"] for t in s]
-    for start, end, label in result["ner"]["entities"]:
-        assert 0 <= start < end <= len(tokens) and label in {"PER", "LOC", "ORG"}
-
-
 def test_label_file_in_the_wrong_format_is_named(tiny_ner_config, tmp_path):
     out = tmp_path / "run"
     train(tiny_ner_config, out, {"trainer": {"num_epochs": 1}})

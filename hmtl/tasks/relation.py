@@ -20,7 +20,7 @@ from hmtl.metrics.relation import RelationF1
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.spans import feedforward, pool_between
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance
+from hmtl.tasks.base import Instance, span_json
 from hmtl.tasks.span_classifier import NULL, SpanClassifier
 
 
@@ -130,8 +130,9 @@ class RelationExtractor(SpanClassifier):
     def export(self, prediction: tuple[list[Span], list[Relation]], offset: int) -> dict[str, list]:
         entities, relations = prediction
         return {
-            "entities": [[s.start + offset, s.end + offset, s.label] for s in entities],
-            "relations": [[r.head.start + offset, r.head.end + offset, r.tail.start + offset, r.tail.end + offset, r.label] for r in relations],
+            "entities": [span_json(s, offset) for s in entities],
+            "relations": [{"head": span_json(r.head, offset), "tail": span_json(r.tail, offset), "label": r.label}
+                          for r in relations],
         }
 
     def new_scorer(self) -> RelationScorer:

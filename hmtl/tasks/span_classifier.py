@@ -13,7 +13,7 @@ from hmtl.data.document import Document, Relation, Span
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, span_tensor
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, sentence_context
+from hmtl.tasks.base import Instance, Task, sentence_context, span_json
 
 NULL = "O"
 
@@ -150,7 +150,7 @@ class SpanClassifier(Task):
         return self._decode_entities(spans, span_mask, logits, batch)
 
     def export(self, prediction: list[Span], offset: int) -> dict[str, list]:
-        return {"mentions": [[s.start + offset, s.end + offset, s.label] for s in prediction]}
+        return {"mentions": [span_json(s, offset) for s in prediction]}
 
     def new_scorer(self) -> SpanScorer:
         return SpanScorer()

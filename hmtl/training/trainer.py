@@ -16,20 +16,19 @@ import logging
 import math
 import os
 import random
-import resource
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from hmtl.config import Config
 from hmtl.data.document import Document
 from hmtl.data.loading import load_datasets
 from hmtl.errors import ConfigError, HmtlError
-from hmtl.model import HierarchicalModel
+from hmtl.model import LABELS_FILE, HierarchicalModel, load_matching_weights, read_json, saved_model_dir
+from hmtl.progress import Progress, duration
 from hmtl.registry import TASKS
 from hmtl.training.batching import group_batches
 from hmtl.training.evaluation import evaluate
@@ -37,6 +36,15 @@ from hmtl.training.samplers import SAMPLERS, task_probabilities, task_schedule
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.pt"
+
+
+def peak_memory_mb() -> int | None:
+    """Peak resident memory of this process; None where the ``resource`` module is missing (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def set_seed(seed: int) -> None:
@@ -94,13 +102,27 @@ def settle_checkpoint(directory: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def loading_table(report: dict[str, dict[str, int]]) -> str:
+    """``load_matching_weights``' report as a table: one row per module, tensors loaded / new / skipped."""
+    width = max(len(module) for module in report)
+    rows = [f"{'module':<{width}}  loaded  new  skipped"]
+    rows += [f"{module:<{width}}  {c['loaded']:>6}  {c['new']:>3}  {c['skipped']:>7}" for module, c in report.items()]
+    return "\n".join(rows)
+
+
 def parse_validation_metric(spec: str) -> tuple[str, float]:
     """``"+MEAN__all"`` -> ("MEAN__all", 1.0); the name and the sign were checked at config load."""
     return spec[1:], 1.0 if spec[0] == "+" else -1.0
 
 
 class Trainer:
-    def __init__(self, config: Config, serialization_dir: str | Path, recover: bool = False, force: bool = False):
+    def __init__(self, config: Config, serialization_dir: str | Path, recover: bool = False, force: bool = False,
+                 init_from: str | Path | None = None):
+        """``init_from``: a trained run (or saved model folder) whose weights start this model wherever their name
+        and shape match; new tasks and namespaces start fresh."""
+        if init_from is not None and recover:
+            raise HmtlError("init_from: a resumed run continues from its own checkpoint")
+        source = saved_model_dir(init_from) if init_from is not None else None
         self.config = config
         self.dir = Path(serialization_dir)
         self.recover = recover
@@ -120,7 +142,13 @@ class Trainer:
             if recover
             else build_labels(config, {name: splits["train"] for name, splits in self.documents.items()})
         )
+        if source is not None:  # the character CNN keeps its rows: characters it never saw are unknown ones
+            labels["characters"] = read_json(source / LABELS_FILE)["characters"]
         self.model = HierarchicalModel(config, labels)
+        if source is not None:
+            report = load_matching_weights(self.model, source)
+            logger.info("initialised from %s:\n%s", source, loading_table(report))
+            (self.dir / "init_from.json").write_text(json.dumps({"source": str(source), "modules": report}, indent=2))
         logger.info("preparing features of every split (a frozen transformer's states are computed as batches first use them)")
         self.instances = {
             split: self.model.task_instances({name: splits[split] for name, splits in self.documents.items()})
@@ -269,7 +297,7 @@ class Trainer:
             record = {
                 "epoch": self.epoch,
                 "seconds": round(time.perf_counter() - started, 1),
-                "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "peak_memory_mb": peak_memory_mb(),
                 "updates": self.updates,  # optimizer steps so far: HMTL's "updates to the best dev score"
                 "task_steps": task_steps,
                 "train_loss": train_losses,
@@ -303,8 +331,8 @@ class Trainer:
         done = resume["step"] if resume else 0
         totals: dict[str, list] = resume["totals"] if resume else {}
         last_checkpoint = time.perf_counter()
-        progress = tqdm(schedule, desc=f"epoch {self.epoch + 1}/{trainer.num_epochs}", disable=None)
-        for step, name in enumerate(progress, start=1):
+        progress = Progress(len(schedule), f"epoch {self.epoch + 1}/{trainer.num_epochs}", "steps", initial=done)
+        for step, name in enumerate(schedule, start=1):
             if cursors[name] == len(batches[name]):  # a group sampled more than its size starts a new pass
                 batches[name] = self._batches(groups[name], self.rng)
                 cursors[name] = 0
@@ -336,15 +364,23 @@ class Trainer:
                         writer.add_scalar(f"loss/{task}", value.item(), self.updates)
                     for i, group in enumerate(self.optimizer.param_groups):
                         writer.add_scalar(f"learning_rate/{'transformer' if i else 'main'}", group["lr"], self.updates)
-            if step % 50 == 0:
-                progress.set_postfix({t: f"{s / max(n, 1):.3f}" for t, (s, n) in totals.items()})
-            if progress.disable and step % max(1, len(schedule) // 10) == 0:  # no progress bar in a log file
-                logger.info("epoch %d: step %d/%d, mean losses %s", self.epoch + 1, step, len(schedule),
-                            {t: round(s / max(n, 1), 3) for t, (s, n) in totals.items()})
+            progress.update(1, self._progress_note(progress, totals) if step % 50 == 0 else None)
+        progress.close()
         mean_losses = {task: s / max(n, 1) for task, (s, n) in totals.items()}
         for task, value in mean_losses.items():
             writer.add_scalar(f"epoch_loss/{task}", value, self.epoch + 1)
         return mean_losses, steps
+
+    def _progress_note(self, progress: Progress, totals: dict[str, list]) -> str:
+        """Mean loss of each task sampled so far, and the run's ETA: this epoch's, plus the epochs left at the
+        last epoch's duration (this one's while it is the first)."""
+        losses = " ".join(f"{task} {s / max(n, 1):.3f}" for task, (s, n) in totals.items())
+        eta = progress.eta()
+        if eta is None:
+            return f"loss {losses}"
+        per_epoch = self.history[-1]["seconds"] if self.history else eta + time.perf_counter() - progress.started
+        left = self.config.trainer.num_epochs - self.epoch - 1
+        return f"loss {losses}, run ETA {duration(eta + left * per_epoch)}"
 
     def _checkpoint_due(self, last_checkpoint: float) -> bool:
         trainer = self.config.trainer
@@ -360,4 +396,10 @@ class Trainer:
         best = HierarchicalModel.from_pretrained(self.dir / "best")
         test = evaluate(best, self.instances["test"], self.config.trainer.batch_size, "testing", self.config.trainer.bf16) if self.instances["test"] else {}
         self._write_metrics(test)
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(self.dir / "log")) as writer:  # beside the validation curves, at the best epoch
+            best_epoch = json.loads((self.dir / "metrics.json").read_text()).get("best_epoch", self.epoch)
+            for key, value in test.items():
+                writer.add_scalar(f"test/{key}", value, best_epoch)
         return test
