@@ -59,3 +59,15 @@ def check_config(config: Config) -> None:
     if spec[1:] not in known and not any(spec[1:].startswith(f"{ns}_") for ns in config_namespaces(config.tasks)):
         raise ConfigError(f"trainer.validation_metric: {spec[1:]!r} is not a metric of this config; "
                           f"use one of {', '.join(sorted(known))}")
+
+
+def check_tracking(config: Config) -> None:
+    """``trainer.mlflow`` needs the mlflow package. Checked when a training starts, before any data is read, and not
+    at every config load: a model trained with tracking still loads (predict, serve) where mlflow is missing."""
+    if config.trainer.mlflow is None:
+        return
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise ConfigError("trainer.mlflow: MLflow is not installed: pip install 'hmtl[tracking]' (or mlflow), "
+                          "or remove the key") from None

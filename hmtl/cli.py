@@ -50,6 +50,9 @@ def train_main(argv: list[str] | None = None) -> None:
         else:
             config = load_config(args.config_file_path, args.overrides)
         test = Trainer(config, args.serialization_dir, recover=args.recover, force=args.force, init_from=args.init_from).train()
+        summary = json.loads((Path(args.serialization_dir) / "metrics.json").read_text())
+        print(f"test metrics of the best model (epoch {summary['best_epoch']} of {len(summary['epochs'])}, "
+              f"{Path(args.serialization_dir) / 'best'}):")
         print(format_table(test))
 
     _run(main)

@@ -94,6 +94,9 @@ class TransformerConfig(Section):
     context: int = Field(default=0, ge=0, le=MAX_CONTEXT_SUBWORDS, description=(
         "subwords of the neighbouring sentences given to the transformer on each side of a sentence (document "
         f"context, as FLERT), at most {MAX_CONTEXT_SUBWORDS}; 0: the sentence alone"))
+    cache: Literal["memory", "disk"] = Field(default="memory", description=(
+        "where a frozen transformer's states are kept between epochs: in memory, or in a temporary file (the "
+        "operating system's page cache holds it, not the process: for corpora of millions of tokens)"))
 
 
 FREEZE = "keep these weights as they are (e.g. those loaded with --init_from): the optimizer never sees them"
@@ -136,6 +139,15 @@ class SamplerConfig(Section):
     temperature: float = Field(default=2.0, gt=0)
 
 
+class MlflowConfig(Section):
+    """Optional MLflow tracking of a training, beside TensorBoard (``hmtl.tracking``; needs ``hmtl[tracking]``)."""
+
+    tracking_uri: str = Field(default="file:./mlruns", min_length=1, description=(
+        "where runs are stored: a local folder (file:<path>, relative to the working directory) or a tracking server"))
+    experiment: str = Field(default="hmtl", min_length=1, description="created when it does not exist")
+    run_name: str | None = Field(default=None, min_length=1, description="default: the serialization directory's name")
+
+
 class TrainerConfig(Section):
     num_epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=32, ge=1)
@@ -155,6 +167,8 @@ class TrainerConfig(Section):
     checkpoint_every_minutes: float | None = Field(default=5.0, gt=0, description=(
         "also write last/ during an epoch this often (at an update), so an interrupted epoch resumes where it was"))
     checkpoint_every_updates: int | None = Field(default=None, ge=1, description="the same, every N updates")
+    mlflow: MlflowConfig | None = Field(default=None, description=(
+        "also log params, per-epoch and test metrics to MLflow (hmtl.tracking); default: TensorBoard only"))
 
 
 class Config(Section):

@@ -229,13 +229,14 @@ def check_labels(labels, config: Config, path: Path) -> None:
 
 
 def saved_model_dir(path: str | Path) -> Path:
-    """A training run's ``best/`` model, or a saved model folder itself."""
+    """A training run's ``best/`` model, or a saved model folder itself (e.g. a run's ``last/``)."""
     path = Path(path)
-    if (path / "best" / WEIGHTS_FILE).exists():
+    if (path / "best").is_dir():
         return path / "best"
     if (path / WEIGHTS_FILE).exists():
         return path
-    raise HmtlError(f"{path} holds no trained model (expected {path}/best/{WEIGHTS_FILE} or {path}/{WEIGHTS_FILE})")
+    raise HmtlError(f"{path} has no trained model (expected {path / 'best'}/ or a saved model folder); "
+                    "train one with train.py first")
 
 
 def load_matching_weights(model: HierarchicalModel, directory: str | Path) -> dict[str, dict[str, int]]:
@@ -279,8 +280,5 @@ def module_of(parameter: str) -> str:
 
 
 def load_model(serialization_dir: str | Path, overrides: str | dict | None = None) -> HierarchicalModel:
-    """The best model of a training run (``<serialization_dir>/best``), see ``from_pretrained`` for ``overrides``."""
-    best = Path(serialization_dir) / "best"
-    if not best.is_dir():
-        raise HmtlError(f"{serialization_dir} has no trained model (expected {best}/); train one with train.py first")
-    return HierarchicalModel.from_pretrained(best, overrides)
+    """The best model of a training run, or a saved model folder; see ``from_pretrained`` for ``overrides``."""
+    return HierarchicalModel.from_pretrained(saved_model_dir(serialization_dir), overrides)

@@ -5,8 +5,9 @@
 #
 #   bash scripts/bench_multi_corpus.sh [RUN ...]
 #
-# RUN: ncbi jnlpba conll03 biomtl biomtl14 chain chain_hierarchical system_b report (default: all, in this order);
-# biomtl14 continues the finished 10-epoch biomtl run to 14 epochs (kept as runs/biomtl_10epochs).
+# RUN: ncbi jnlpba conll03 biomtl biomtl16 chain chain_hierarchical system_b ncbi_from_conll03 report (default: all,
+# in this order); biomtl16 continues the finished 10-epoch biomtl run to 16 epochs (kept as runs/biomtl_10epochs);
+# ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
 # resumed with --recover. Each training uses ${THREADS:-1} thread(s), so two lanes can share a 2-core machine:
@@ -19,8 +20,9 @@ export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
 declare -A CONFIG=(
   [ncbi]=configs/ner_ncbi.json [jnlpba]=configs/ner_jnlpba.json [conll03]=configs/ner_conll03_minilm_frozen.json
   [biomtl]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
-  [chain_hierarchical]=configs/ner_pos_chunk_conll03_hierarchical.json
+  [chain_hierarchical]=configs/ner_pos_chunk_conll03_hierarchical.json [ncbi_from_conll03]=configs/ner_ncbi.json
 )
+declare -A INIT_FROM=([ncbi_from_conll03]=conll03)
 
 train() {  # NAME
   local out="$RUNS/$1"
@@ -29,6 +31,7 @@ train() {  # NAME
     return
   fi
   local resume=()
+  [ -n "${INIT_FROM[$1]:-}" ] && resume=(--init_from "$RUNS/${INIT_FROM[$1]}")
   [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
   echo "$1: training ${CONFIG[$1]} into $out ${resume[*]:-}"
   python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$out" "${resume[@]}" --force \
@@ -56,6 +59,9 @@ seconds = statistics.median(e["seconds"] for e in summary["epochs"])
 print(sys.argv[1], f"best epoch {summary['best_epoch']}/{len(summary['epochs'])}, median s/epoch {seconds}", json.dumps(test))
 PY
   done
+  echo "## Fine-tuning: NCBI-disease from the CoNLL-2003 model vs from scratch, dev F1 at equal updates"
+  python scripts/compare_runs.py --curves "$RUNS/ncbi" "$RUNS/ncbi_from_conll03" --metric ncbi__ner_f1 \
+    --plot docs/img/fine_tune_ncbi.png
   echo "## CoNLL-2003 model on GUM test entities (person->PER, place->LOC, organization->ORG, rest dropped)"
   python evaluate.py --serialization_dir "$RUNS/conll03" --namespace conll03__ner \
     --evaluation_data_file "${HMTL_DATA_DIR:-data}/gum/gum.test.conll.gz" --reader gum \
@@ -63,11 +69,11 @@ PY
     --output_file "$RUNS/conll03/gum_cross_corpus.json"
 }
 
-for name in "${@:-ncbi jnlpba conll03 biomtl biomtl14 chain chain_hierarchical system_b report}"; do
+for name in "${@:-ncbi jnlpba conll03 biomtl biomtl16 chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
   for run in $name; do
     case "$run" in
       report) report ;;
-      biomtl14) longer biomtl 14 ;;
+      biomtl16) longer biomtl 16 ;;
       *) train "$run" ;;
     esac
   done

@@ -1,43 +1,71 @@
-"""Prediction speed of a trained model through the Python API (``Predictor``): documents and tokens per second on
-real documents, every task of the model run on each one (as ``predict.py`` does).
+"""Prediction speed of a trained model on raw text through the Python API (``Predictor``), as predict.py runs it:
+the documents of a corpus split turned back into text (tokens joined by spaces), tokenized by the predictor,
+every task of the model run on each document, in predict.py's chunks of documents.
 
     python scripts/bench_predict.py --serialization_dir out --dataset gum --split test [--threads 2]
+
+Tokens are those the predictor's tokenizer made; the first chunk is timed too (nothing is warmed up).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import platform
 import time
 
 import torch
-from tqdm import tqdm
 
+from hmtl.cli import document_chunks
 from hmtl.data.loading import read_split
 from hmtl.predict import Predictor
+from hmtl.training.batching import make_batches
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--serialization_dir", required=True)
+    parser.add_argument("--serialization_dir", required=True, help="a training run, or a saved model folder (e.g. a run's last/)")
     parser.add_argument("--dataset", required=True, help="a dataset of the model's config whose documents to use")
     parser.add_argument("--split", default="test")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_documents", type=int, default=None)
+    parser.add_argument("--pretokenized", action="store_true", help="give the corpus tokens instead of raw text")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    predictor = Predictor.from_serialization_dir(args.serialization_dir)
+    predictor = Predictor.from_serialization_dir(args.serialization_dir, batch_size=args.batch_size)
     documents = read_split(args.dataset, predictor.model.config.data[args.dataset], args.split)[: args.max_documents]
+    inputs = [d.sentences if args.pretokenized else "\n".join(" ".join(s) for s in d.sentences) for d in documents]
     started = time.perf_counter()
-    for document in tqdm(documents, desc="predicting"):
-        predictor.predict(document.sentences, document.doc_id)
+    tokens = 0
+    for chunk in document_chunks(list(enumerate(inputs))):
+        for output in predictor.predict([text for _, text in chunk]):
+            tokens += sum(len(s) for s in output["sentences"])
     seconds = time.perf_counter() - started
-    tokens = sum(len(d.tokens) for d in documents)
+    transformer_seconds = transformer_alone(predictor, inputs, args.batch_size)
     print(json.dumps({
         "serialization_dir": args.serialization_dir, "dataset": args.dataset, "split": args.split,
-        "documents": len(documents), "tokens": tokens, "threads": args.threads, "seconds": round(seconds, 1),
+        "input": "pre-tokenized" if args.pretokenized else "raw text", "documents": len(documents), "tokens": tokens,
+        "threads": args.threads, "batch_size": args.batch_size, "seconds": round(seconds, 1),
         "documents_per_second": round(len(documents) / seconds, 2), "tokens_per_second": round(tokens / seconds),
-        "tasks": list(predictor.model.tasks),
+        "transformer_alone_seconds": transformer_seconds,
+        "transformer_alone_share": round(transformer_seconds / seconds, 3) if transformer_seconds else None,
+        "tasks": list(predictor.model.tasks), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
     }, indent=2))
+
+
+@torch.no_grad()
+def transformer_alone(predictor: Predictor, inputs: list, batch_size: int) -> float | None:
+    """Seconds the transformer alone takes over the same sentences in the same batches (subwords known, nothing
+    else run): what prediction cannot go below."""
+    transformer = predictor.model.embedder.transformer
+    if transformer is None:
+        return None
+    instances = predictor.model.task_instances({dataset: predictor.documents(inputs) for _, _, dataset in predictor.heads(None)})
+    units = list({id(i.features): i for found in instances.values() for i in found}.values())  # once per features dict
+    started = time.perf_counter()
+    for batch in make_batches(units, batch_size, length=lambda i: len(i.features["subwords"])):
+        transformer.layer_states([i.features["subwords"] for i in batch])
+    return round(time.perf_counter() - started, 1)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,11 @@ the same tasks, and the parameter updates each needed to reach its best dev scor
 ``--per_namespace`` compares each namespace (``ncbi__ner``, ...) instead of each task: one task over several
 corpora (BioMTL's table) against a single-task model per corpus.
 
+    python scripts/compare_runs.py --curves runs/ncbi runs/ncbi_from_conll03 --metric ncbi__ner_f1
+
+``--curves`` puts one dev metric of several runs side by side at equal parameter updates (e.g. a model trained
+from scratch and one fine-tuned with ``--init_from``), with each run's test value.
+
 Prints a Markdown table (for docs/BENCHMARKS.md) and, with --json, the figures as JSON; --plot FILE.png draws each
 task's main dev metric against parameter updates, multi-task beside single-task.
 """
@@ -69,16 +74,28 @@ def main_metrics(run: dict, per_namespace: bool = False) -> list[str]:
     return [f"{dataset}__{mean.removeprefix('MEAN__')}" for task, mean in zip(config["tasks"], means) for dataset in task["datasets"]]
 
 
-def plot(multi: dict, singles: list[dict], path: str, per_namespace: bool = False) -> None:
+def curves_markdown(runs: list[dict], metric: str) -> str:
+    """Dev ``metric`` of each run per epoch (with its parameter updates), then each run's test value."""
+    lines = ["| epoch | updates | " + " | ".join(Path(r["dir"]).name for r in runs) + " |",
+             "|---:|---:|" + "---:|" * len(runs)]
+    for epoch in range(max(len(r["curve"]) for r in runs)):
+        updates = {r["curve"][epoch][0] for r in runs if epoch < len(r["curve"])}
+        values = [f"{r['curve'][epoch][1][metric]:.2f}" if epoch < len(r["curve"]) else "—" for r in runs]
+        lines.append(f"| {epoch + 1} | {'/'.join(f'{u:,}' for u in sorted(updates))} | " + " | ".join(values) + " |")
+    lines.append("| test (best epoch) | | " + " | ".join(f"{r['test'][metric]:.2f} ({r['best_epoch']})" for r in runs) + " |")
+    return "\n".join(lines)
+
+
+def plot(panels: list[tuple[str, list[tuple[dict, str, str]]]], path: str) -> None:
+    """One panel per metric: each (run, line style, label) as its dev curve against parameter updates."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = main_metrics(multi, per_namespace)
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
-    for axis, key in zip(axes[0], metrics):
-        for run, style, label in [(multi, "o-", "multi-task")] + [(s, "s--", "single-task") for s in singles if key in s["test"]]:
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4), squeeze=False)
+    for axis, (key, runs) in zip(axes[0], panels):
+        for run, style, label in runs:
             updates, values = zip(*[(u, v[key]) for u, v in run["curve"] if key in v])
             axis.plot(updates, values, style, label=label)
         axis.set_title(key.removeprefix("MEAN__") + " (dev)")
@@ -91,17 +108,30 @@ def plot(multi: dict, singles: list[dict], path: str, per_namespace: bool = Fals
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--multi", required=True, help="serialization directory of the multi-task run")
-    parser.add_argument("--single", nargs="+", required=True, help="serialization directories of single-task runs")
+    parser.add_argument("--multi", help="serialization directory of the multi-task run")
+    parser.add_argument("--single", nargs="+", help="serialization directories of single-task runs")
     parser.add_argument("--per_namespace", action="store_true", help="compare namespaces, not tasks")
+    parser.add_argument("--curves", nargs="+", help="runs whose dev --metric to put side by side per epoch")
+    parser.add_argument("--metric", help="the metric of --curves, e.g. ncbi__ner_f1")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot", default=None, help="PNG file for the dev curves")
     args = parser.parse_args()
-    multi, singles = load(args.multi), [load(d) for d in args.single]
-    result = compare(multi, singles, args.per_namespace)
-    print(json.dumps(result, indent=2) if args.json else markdown(result, args.multi))
+    if args.curves:
+        if not args.metric:
+            parser.error("--curves needs --metric")
+        runs = [load(d) for d in args.curves]
+        print(curves_markdown(runs, args.metric))
+        panels = [(args.metric, [(run, style, Path(run["dir"]).name) for run, style in zip(runs, ["o-", "s--", "^:", "d-."])])]
+    else:
+        if not args.multi or not args.single:
+            parser.error("give --multi and --single, or --curves")
+        multi, singles = load(args.multi), [load(d) for d in args.single]
+        result = compare(multi, singles, args.per_namespace)
+        print(json.dumps(result, indent=2) if args.json else markdown(result, args.multi))
+        panels = [(key, [(multi, "o-", "multi-task")] + [(s, "s--", "single-task") for s in singles if key in s["test"]])
+                  for key in main_metrics(multi, args.per_namespace)]
     if args.plot:
-        plot(multi, singles, args.plot, args.per_namespace)
+        plot(panels, args.plot)
         print(f"plot written to {args.plot}")
 
 

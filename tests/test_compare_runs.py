@@ -30,8 +30,18 @@ def test_compare_puts_each_task_beside_its_single_task_run_and_sums_updates(tmp_
     assert (result["multi_updates_to_best"], result["single_updates_total"]) == (200, 110)
     table = compare_runs.markdown(result, multi)
     assert "| ner_f1 | 90.00 | 89.50 | +0.50 |" in table and "| coref_avg_f1 | 41.00 | 42.00 | -1.00 |" in table
-    compare_runs.plot(compare_runs.load(multi), [compare_runs.load(ner), compare_runs.load(coref)], str(tmp_path / "curves.png"))
+    runs = [compare_runs.load(d) for d in (multi, ner, coref)]
+    compare_runs.plot([("MEAN__ner_f1", [(runs[0], "o-", "multi"), (runs[1], "s--", "ner")])], str(tmp_path / "curves.png"))
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curves_put_runs_side_by_side_at_equal_updates(tmp_path):
+    scratch = compare_runs.load(run_dir(tmp_path, "scratch", {"MEAN__ner_f1": 80.0, "a__ner_f1": 80.0}, [10, 20, 30], 3))
+    tuned = compare_runs.load(run_dir(tmp_path, "tuned", {"MEAN__ner_f1": 84.0, "a__ner_f1": 84.0}, [10, 20], 2))
+    table = compare_runs.curves_markdown([scratch, tuned], "a__ner_f1").splitlines()
+    assert table[0] == "| epoch | updates | scratch | tuned |"
+    assert table[2:] == ["| 1 | 10 | 71.00 | 75.00 |", "| 2 | 20 | 72.00 | 76.00 |", "| 3 | 30 | 73.00 | — |",
+                         "| test (best epoch) | | 80.00 (3) | 84.00 (2) |"]
 
 
 def test_an_unfinished_run_is_named(tmp_path):

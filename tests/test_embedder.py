@@ -43,6 +43,20 @@ def test_frozen_transformer_outputs_are_computed_once(minilm, monkeypatch):
     assert torch.equal(minilm([features], num_words=2), first)
 
 
+def test_the_disk_state_cache_gives_back_what_memory_would(minilm):
+    disk = TransformerEmbedder(TransformerConfig(path="minilm", scalar_mix=False, cache="disk")).eval()
+    sentences = [["Grace", "Hopper", "wrote", "COBOL", "."], ["Ada", "lived", "."]]
+    memory_features = [{"subwords": s, "owners": o, "length": len(t)} for t in sentences for s, o in [minilm.ids(t)]]
+    disk_features = [dict(f) for f in memory_features]
+    with torch.no_grad():
+        first = disk(disk_features, num_words=5)
+        assert torch.equal(first, minilm(memory_features, num_words=5))
+        offset, shape = disk_features[1]["transformer_cache"]  # a place in the file, not a tensor
+        assert shape == (minilm.model.config.num_hidden_layers + 1, 3, 384) and offset == 7 * 5 * 384 * 2
+        assert disk.cache.end == 7 * 8 * 384 * 2  # bf16, seven layers, eight words
+        assert torch.equal(disk(disk_features[::-1], num_words=5), first.flip(0))  # read back, in any order
+
+
 def test_long_inputs_run_in_overlapping_windows(minilm):
     ids = minilm.tokenizer.encode("the quick brown fox jumps over the lazy dog " * 90, add_special_tokens=False)
     assert len(ids) > MAX_SUBWORDS

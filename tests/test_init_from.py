@@ -56,7 +56,7 @@ def test_frozen_embedder_and_a_head_over_other_labels(trained_tiny_ner, tmp_path
 
 def test_init_from_errors_are_one_line(trained_tiny_ner, tmp_path, capsys):
     config = trained_tiny_ner / "config.json"
-    for extra, message in [(["--init_from", str(tmp_path / "nothing")], "holds no trained model"),
+    for extra, message in [(["--init_from", str(tmp_path / "nothing")], "has no trained model"),
                            (["--init_from", str(trained_tiny_ner), "--recover"], "--init_from: a resumed run continues")]:
         with pytest.raises(SystemExit) as exit_info:
             train_main(["--config_file_path", str(config), "--serialization_dir", str(tmp_path / "run"), *extra])

@@ -31,10 +31,22 @@ def test_training_writes_the_whole_story(tiny_ner_config, tmp_path):
     tags = set(events.Tags()["scalars"])
     assert {"epoch_loss/ner", "sampling/ner", "validation/MEAN__ner_f1", "validation/tiny__ner_f1"} <= tags
     metrics = json.loads((out / "metrics.json").read_text())
+    (test_f1,) = events.Scalars("test/tiny__ner_f1")  # the test metrics beside the curves, at the best epoch
+    assert (test_f1.step, round(test_f1.value, 4)) == (metrics["best_epoch"], round(test["tiny__ner_f1"], 4))
     assert len(metrics["epochs"]) == 3 and metrics["test"] == test and "best_epoch" in metrics
     model = load_model(out)
     layers, mask = model.encode_layers([["Ada", "lived", "in", "Paris"]])
     assert set(layers) == {"embedder", "low"} and layers["low"].shape[:2] == mask.shape
+
+
+def test_train_command_tells_where_it_is_and_what_the_final_table_is(tiny_ner_config, tmp_path, capsys, caplog):
+    caplog.set_level("INFO")
+    train_main(["--config_file_path", str(tiny_ner_config), "--serialization_dir", str(tmp_path / "run")])
+    best = json.loads((tmp_path / "run" / "metrics.json").read_text())["best_epoch"]
+    assert f"test metrics of the best model (epoch {best} of 3, {tmp_path / 'run' / 'best'}):" in capsys.readouterr().out
+    progress = [r.getMessage() for r in caplog.records if r.name == "hmtl.progress"]
+    assert progress[0].startswith("epoch 1/3: 3/3 steps (") and "ETA 0s, loss ner " in progress[0]
+    assert "run ETA" in progress[0] and progress[-1].startswith("epoch 3/3: 3/3 steps")
 
 
 def test_fixed_seed_gives_identical_metrics(tiny_ner_config, tmp_path):

@@ -5,6 +5,8 @@ pretrained transformer pooled from subwords to words, optionally a learned scala
 """
 from __future__ import annotations
 
+import math
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -117,6 +119,7 @@ class TransformerEmbedder(nn.Module):
         self.fine_tune = config.fine_tune
         self.pooling = config.pooling
         self.context = config.context
+        self.cache = StateCache(config.cache)
         if not self.fine_tune:
             self.model.requires_grad_(False)
         num_layers = self.model.config.num_hidden_layers + 1
@@ -244,7 +247,7 @@ class TransformerEmbedder(nn.Module):
     @torch.no_grad()
     def _cached_word_layers(self, features: list[dict], num_words: int) -> torch.Tensor:
         """(L, B, num_words, H) word states of every layer of a frozen transformer, computed once per sentence and
-        kept (bf16) in its features: later epochs skip the transformer entirely."""
+        kept (bf16) in the state cache, its handle in the features: later epochs skip the transformer entirely."""
         missing = [f for f in features if "transformer_cache" not in f]
         if missing:
             longest = max(f["length"] for f in missing)
@@ -252,11 +255,41 @@ class TransformerEmbedder(nn.Module):
             owners = self.owners(missing)
             pooled = torch.stack([self.pool(layer.float(), owners, longest) for layer in layers])
             for b, f in enumerate(missing):
-                f["transformer_cache"] = pooled[:, b, : f["length"]].to(torch.bfloat16)
-        out = torch.zeros(features[0]["transformer_cache"].size(0), len(features), num_words, self.output_dim)
-        for b, f in enumerate(features):
-            out[:, b, : f["length"]] = f["transformer_cache"].float()
+                f["transformer_cache"] = self.cache.put(pooled[:, b, : f["length"]].to(torch.bfloat16))
+        states = [self.cache.get(f["transformer_cache"]) for f in features]
+        out = torch.zeros(states[0].size(0), len(features), num_words, self.output_dim)
+        for b, (f, cached) in enumerate(zip(features, states)):
+            out[:, b, : f["length"]] = cached.float()
         return out
+
+
+class StateCache:
+    """Where a frozen transformer's cached word states live between epochs: in memory, or (``"disk"``) in an
+    unlinked temporary file read back per batch, so they sit in the operating system's page cache instead of the
+    process (about 5 KB per token for MiniLM's seven layers: gigabytes for the full hierarchy's corpora)."""
+
+    def __init__(self, where: str):
+        self.file = tempfile.TemporaryFile(prefix="hmtl-states-") if where == "disk" else None
+        self.end = 0
+
+    def put(self, states: torch.Tensor):
+        """A handle for ``states``: the tensor itself in memory, (offset, shape) on disk."""
+        if self.file is None:
+            return states
+        data = states.contiguous().view(torch.int16).numpy().tobytes()
+        self.file.seek(self.end)
+        self.file.write(data)
+        handle = (self.end, tuple(states.shape))
+        self.end += len(data)
+        return handle
+
+    def get(self, handle) -> torch.Tensor:
+        if self.file is None:
+            return handle
+        offset, shape = handle
+        self.file.seek(offset)
+        data = bytearray(self.file.read(2 * math.prod(shape)))
+        return torch.frombuffer(data, dtype=torch.bfloat16).view(shape)
 
 
 class Embedder(nn.Module):

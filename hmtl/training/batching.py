@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Callable
 
 import numpy as np
 
@@ -10,9 +11,11 @@ from hmtl.tasks.base import Instance
 
 
 def make_batches(
-    instances: list[Instance], batch_size: int, rng: np.random.Generator | None = None
+    instances: list[Instance], batch_size: int, rng: np.random.Generator | None = None,
+    length: Callable[[Instance], int] = lambda instance: len(instance.tokens),
 ) -> list[list[Instance]]:
-    """Batches of one namespace each (a head per namespace), sorted by length; shuffled when ``rng`` is given.
+    """Batches of one namespace each (a head per namespace), sorted by ``length`` (words by default; prediction
+    with a transformer sorts by subwords, which is what it pays for); shuffled when ``rng`` is given.
 
     Lengths get a little noise before sorting so that batches differ from epoch to epoch.
     """
@@ -21,7 +24,7 @@ def make_batches(
         by_namespace[instance.namespace].append(instance)
     batches = []
     for group in by_namespace.values():
-        lengths = np.array([len(instance.tokens) for instance in group], dtype=float)
+        lengths = np.array([length(instance) for instance in group], dtype=float)
         if rng is not None:
             lengths += rng.uniform(-1, 1, size=len(lengths))
         order = np.argsort(lengths, kind="stable")

@@ -8,6 +8,7 @@ Serialization directory layout::
     metrics.json       per-epoch validation metrics, best epoch, final test metrics
     last/  best/       model.safetensors + config.json + labels.json (+ trainer_state.pt in last/)
     log/               TensorBoard event files
+    mlflow_run.json    the MLflow run of this training (with trainer.mlflow), which --recover continues
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from hmtl.errors import ConfigError, HmtlError
 from hmtl.model import LABELS_FILE, HierarchicalModel, load_matching_weights, read_json, saved_model_dir
 from hmtl.progress import Progress, duration
 from hmtl.registry import TASKS
+from hmtl.tracking import make_tracker
 from hmtl.training.batching import group_batches
 from hmtl.training.evaluation import evaluate
 from hmtl.training.samplers import SAMPLERS, task_probabilities, task_schedule
@@ -124,6 +126,7 @@ class Trainer:
             raise HmtlError("init_from: a resumed run continues from its own checkpoint")
         source = saved_model_dir(init_from) if init_from is not None else None
         self.config = config
+        self.tracker = make_tracker(config)  # trainer.mlflow: checked (installed?) before any data is read
         self.dir = Path(serialization_dir)
         self.recover = recover
         self.metric_name, self.metric_sign = parse_validation_metric(config.trainer.validation_metric)
@@ -273,6 +276,11 @@ class Trainer:
 
     # --------------------------------------------------------------- training
     def train(self) -> dict:
+        """Train, then test the best checkpoint; with ``trainer.mlflow`` all of it is one MLflow run (hmtl.tracking)."""
+        with self.tracker.run(self.dir, self.recover, self.history):
+            return self._train()
+
+    def _train(self) -> dict:
         from torch.utils.tensorboard import SummaryWriter
 
         trainer = self.config.trainer
@@ -309,6 +317,7 @@ class Trainer:
             logger.info("epoch %d: %s = %.2f%s", self.epoch, self.metric_name, value, " (best)" if improved else "")
             self._save_last()
             self._write_metrics()
+            self.tracker.log_epoch(record)  # after the checkpoint: a resumed run logs the epochs MLflow missed
         writer.close()
         return self.test()
 
@@ -364,7 +373,7 @@ class Trainer:
                         writer.add_scalar(f"loss/{task}", value.item(), self.updates)
                     for i, group in enumerate(self.optimizer.param_groups):
                         writer.add_scalar(f"learning_rate/{'transformer' if i else 'main'}", group["lr"], self.updates)
-            progress.update(1, self._progress_note(progress, totals) if step % 50 == 0 else None)
+            progress.update(1, self._progress_note(progress, totals))
         progress.close()
         mean_losses = {task: s / max(n, 1) for task, (s, n) in totals.items()}
         for task, value in mean_losses.items():
@@ -402,4 +411,5 @@ class Trainer:
             best_epoch = json.loads((self.dir / "metrics.json").read_text()).get("best_epoch", self.epoch)
             for key, value in test.items():
                 writer.add_scalar(f"test/{key}", value, best_epoch)
+        self.tracker.log_test(test, best_epoch)
         return test
