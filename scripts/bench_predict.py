@@ -41,31 +41,56 @@ def main() -> None:
         for output in predictor.predict([text for _, text in chunk]):
             tokens += sum(len(s) for s in output["sentences"])
     seconds = time.perf_counter() - started
-    transformer_seconds = transformer_alone(predictor, inputs, args.batch_size)
+    transformer_seconds, subwords = transformer_alone(predictor, inputs, args.batch_size)
     print(json.dumps({
         "serialization_dir": args.serialization_dir, "dataset": args.dataset, "split": args.split,
         "input": "pre-tokenized" if args.pretokenized else "raw text", "documents": len(documents), "tokens": tokens,
         "threads": args.threads, "batch_size": args.batch_size, "seconds": round(seconds, 1),
         "documents_per_second": round(len(documents) / seconds, 2), "tokens_per_second": round(tokens / seconds),
         "transformer_alone_seconds": transformer_seconds,
+        "transformer_subwords_per_token": round(subwords / tokens, 3),
+        **transformer_ceiling(predictor, tokens, subwords),
         "transformer_alone_share": round(transformer_seconds / seconds, 3) if transformer_seconds else None,
         "tasks": list(predictor.model.tasks), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
     }, indent=2))
 
 
 @torch.no_grad()
-def transformer_alone(predictor: Predictor, inputs: list, batch_size: int) -> float | None:
-    """Seconds the transformer alone takes over the same sentences in the same batches (subwords known, nothing
-    else run): what prediction cannot go below."""
+def transformer_alone(predictor: Predictor, inputs: list, batch_size: int) -> tuple[float | None, int]:
+    """Seconds the transformer alone takes over the same units (sentences, and whole documents for document
+    tasks) in the same batches, subwords known, nothing else run: what prediction cannot go below; and the
+    subwords it read (with [CLS] and [SEP])."""
     transformer = predictor.model.embedder.transformer
     if transformer is None:
-        return None
+        return None, 0
     instances = predictor.model.task_instances({dataset: predictor.documents(inputs) for _, _, dataset in predictor.heads(None)})
     units = list({id(i.features): i for found in instances.values() for i in found}.values())  # once per features dict
     started = time.perf_counter()
     for batch in make_batches(units, batch_size, length=lambda i: len(i.features["subwords"])):
         transformer.layer_states([i.features["subwords"] for i in batch])
-    return round(time.perf_counter() - started, 1)
+    return round(time.perf_counter() - started, 1), sum(len(i.features["subwords"]) + 2 for i in units)
+
+
+def transformer_ceiling(predictor: Predictor, tokens: int, subwords: int) -> dict:
+    """The bound the transformer puts on tokens/s here: its matrix-multiply FLOPs per subword (linear layers; the
+    attention scores come on top) against the fp32 GEMM throughput this machine gives a transformer-shaped
+    product, measured now with the same threads."""
+    transformer = predictor.model.embedder.transformer
+    if transformer is None:
+        return {}
+    config = transformer.model.config
+    flops = 2 * config.num_hidden_layers * (4 * config.hidden_size ** 2 + 2 * config.hidden_size * config.intermediate_size)
+    a, b = torch.randn(768, config.hidden_size), torch.randn(config.hidden_size, config.intermediate_size)
+    for _ in range(3):
+        a @ b
+    started, repeats = time.perf_counter(), 200
+    for _ in range(repeats):
+        a @ b
+    gflops = 2 * a.shape[0] * a.shape[1] * b.shape[1] * repeats / (time.perf_counter() - started) / 1e9
+    ceiling = gflops * 1e9 / flops
+    return {"transformer_mflops_per_subword": round(flops / 1e6, 1), "gemm_gflops": round(gflops, 1),
+            "transformer_ceiling_subwords_per_second": round(ceiling),
+            "transformer_ceiling_tokens_per_second": round(ceiling * tokens / subwords)}
 
 
 if __name__ == "__main__":

@@ -272,3 +272,63 @@ def test_no_arguments_probe_out_and_build_missing_sets_first(setup, tmp_path, ca
     assert senteval_layers_main(["--quiet", "--tasks", "Length", "--baselines", "none", "--no_plot"],
                                 encoder_factory=lambda d: seen.append(d) or factory(d)) == 0
     assert seen == [Path("out")] and (tmp_path / "out" / "probing").is_dir()
+
+
+def test_protocol_senteval_end_to_end_agrees_with_sklearn(setup, capsys):
+    pytest.importorskip("sklearn")
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    from hmtl.probing.probe import SENTEVAL_C_GRID, split_vectors
+    from hmtl.probing.tasks import load_task
+
+    run, tasks, model, factory = setup
+    argv = ["--serialization_dir", str(run), "--task_path", str(tasks), "--tasks", "Length", "Tense", "--layers",
+            "level_1", "--protocol", "senteval", "--baselines", "none", "--quiet", "--no_plot"]
+    assert senteval_layers_main(argv, encoder_factory=factory) == 0
+    assert "protocol senteval" in capsys.readouterr().out
+    payload = json.loads((run / "probing" / "mean_logreg_protocol-senteval.json").read_text())
+    assert payload["settings"]["protocol"] == "senteval"
+    assert payload["settings"]["probe"]["c_grid"] == list(SENTEVAL_C_GRID)
+    for name in ("Length", "Tense"):
+        data = load_task(tasks, get_task(name))
+        vectors = encode_dataset(model, data.all_sentences(), ["level_1"], progress=False)["level_1"]
+        parts = {k: v.numpy() for k, v in split_vectors(vectors, data).items()}
+        labels = {k: np.array(data.label_ids(k)) for k in parts}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            scores = [round(100 * LogisticRegression(C=c).fit(parts["tr"], labels["tr"]).score(parts["va"], labels["va"]), 2)
+                      for c in SENTEVAL_C_GRID]
+            best = SENTEVAL_C_GRID[int(np.argmax(scores))]
+            accuracy = 100 * LogisticRegression(C=best).fit(parts["tr"], labels["tr"]).score(parts["te"], labels["te"])
+        result = payload["results"]["level_1"][name]
+        assert result["params"] == {"C": best} and result["devacc"] == max(scores)
+        assert abs(result["acc"] - accuracy) <= 0.5
+    assert senteval_layers_main(argv[:-4] + ["--classifier", "mlp", "--baselines", "none", "--quiet"],
+                                encoder_factory=factory) == 2
+    assert "needs protocol builtin" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("first", ["hmtl", "senteval"])
+def test_both_backends_share_one_vector_cache(setup, tmp_path, first):
+    """Whichever backend runs first encodes the tasks' distinct sentences once; the other one reads them from
+    vectors.h5 (the model is then only asked for its layer names)."""
+    run, tasks, model, factory = setup
+    engine = types.SimpleNamespace(SE=FakeSE)
+    argv = ["--serialization_dir", str(run), "--task_path", str(tasks), "--tasks", "Length", "Tense",
+            "--baselines", "none", "--quiet", "--no_plot", "--output_dir", str(tmp_path / "out")]
+    second = "senteval" if first == "hmtl" else "hmtl"
+    assert senteval_layers_main(argv + ["--backend", first], encoder_factory=factory, engine=engine) == 0
+    first_calls = model.calls
+    assert senteval_layers_main(argv + ["--backend", second], encoder_factory=factory, engine=engine) == 0
+    assert model.calls == first_calls + 1
+    # and the first run encoded no more than the hmtl backend needs on its own: one pass over the distinct sentences
+    fresh = FakeModel()
+    assert senteval_layers_main(argv[:-1] + [str(tmp_path / "fresh"), "--backend", "hmtl"],
+                                encoder_factory=lambda d: (fresh, "fake-model-1")) == 0
+    assert first_calls == fresh.calls
+    results = {backend: json.loads((tmp_path / "out" / f"mean_logreg{suffix}.json").read_text())["results"]
+               for backend, suffix in (("hmtl", ""), ("senteval", "_senteval"))}
+    assert results["hmtl"]["level_1"]["Length"]["ntest"] == results["senteval"]["level_1"]["Length"]["ntest"] == 40

@@ -3,7 +3,8 @@
 - ``hmtl.probing.tasks``: the tasks, their SentEval file names, reading and writing the format;
 - ``hmtl.probing.build``: building the tasks from UD treebanks (``probing/build_tasks.py``);
 - ``hmtl.probing.extract``: pooled sentence vectors per layer, cached in HDF5 (``encode_dataset``);
-- ``hmtl.probing.probe``: logistic regression / MLP probes with SentEval's protocol;
+- ``hmtl.probing.probe``: logistic regression / MLP probes with SentEval's protocol (``protocol`` builtin or senteval);
+- ``hmtl.probing.logreg``: the batched L-BFGS behind the logistic regressions;
 - ``hmtl.probing.baselines``: majority, random word vectors, bag of GloVe, untrained model;
 - ``hmtl.probing.senteval_bridge``: the same through SentEval when it is installed;
 - ``hmtl.probing.run`` / ``commands``: the table, report and command lines (``probing/senteval_layers.py``).

@@ -17,7 +17,7 @@ from typing import Callable
 from hmtl.errors import HmtlError
 from hmtl.probing.errors import ProbingError
 from hmtl.probing.extract import POOLINGS, EncoderFn
-from hmtl.probing.probe import CLASSIFIERS, ProbeConfig
+from hmtl.probing.probe import CLASSIFIERS, PROTOCOLS, ProbeConfig
 from hmtl.probing.tasks import SPLITS, TASK_NAMES, resolve_tasks
 
 DEFAULT_TASK_PATH = "data/probing"
@@ -111,6 +111,10 @@ def senteval_layers_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backend", choices=["hmtl", "senteval"], default="hmtl")
     parser.add_argument("--pooling", choices=list(POOLINGS), default="mean")
     parser.add_argument("--classifier", choices=list(CLASSIFIERS), default="logreg")
+    parser.add_argument("--protocol", choices=list(PROTOCOLS), default="builtin",
+                        help="--backend hmtl's logistic regression: builtin (standardized features, L2 grid 1e-5..1) "
+                             "or senteval (SentEval's scikit-learn path: raw features, C in 2^-2..2^3, lbfgs with "
+                             "max_iter 100), see docs/PROBING.md")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES), choices=list(BASELINES) + ["none"],
                         help="baseline rows (default: majority random glove; 'none' for none)")
     parser.add_argument("--transformer_layers", action="store_true",
@@ -188,6 +192,9 @@ def senteval_layers_main(argv: list[str] | None = None, encoder_factory: Encoder
             encoder_factory = functools.partial(load_trained_encoder, transformer_layers=args.transformer_layers)
         elif not directory.is_dir():
             raise ProbingError(f"serialization directory {directory} does not exist")
+        config = ProbeConfig(classifier=args.classifier, protocol=args.protocol, seed=args.seed,
+                             max_iter=args.max_iter, hidden_grid=(50, 100, 200) if args.mlp_search else (50,),
+                             dropout_grid=(0.0, 0.1, 0.2) if args.mlp_search else (0.0,))
         if args.backend == "senteval":
             from hmtl.probing.senteval_bridge import import_senteval, senteval_params
 
@@ -218,12 +225,10 @@ def senteval_layers_main(argv: list[str] | None = None, encoder_factory: Encoder
                                     "glove-6B-50d", kind="baseline"))
         output_dir = Path(args.output_dir) if args.output_dir else directory / "probing"
         cache_path = None if args.no_cache else output_dir / "vectors.h5"
-        config = ProbeConfig(classifier=args.classifier, seed=args.seed, max_iter=args.max_iter,
-                             hidden_grid=(50, 100, 200) if args.mlp_search else (50,),
-                             dropout_grid=(0.0, 0.1, 0.2) if args.mlp_search else (0.0,))
         started = time.perf_counter()
+        protocol = f", protocol {args.protocol}" if args.backend == "hmtl" and args.classifier == "logreg" else ""
         print(f"probing {len(layers)} layer(s) x {len(tasks)} task(s) from {args.task_path} "
-              f"(backend {args.backend}, {args.pooling} pooling, {args.classifier})")
+              f"(backend {args.backend}, {args.pooling} pooling, {args.classifier}{protocol})")
         if args.backend == "senteval":
             results = probe_with_senteval(encoders, datasets, tasks, args.task_path, args.pooling, args.classifier,
                                           args.seed, args.batch_size, cache_path, "majority" in chosen,
@@ -237,9 +242,16 @@ def senteval_layers_main(argv: list[str] | None = None, encoder_factory: Encoder
                     "model_id": model_id, "seconds": round(time.perf_counter() - started, 1),
                     "counts": {d.task: d.counts() for d in datasets}}
         if args.backend == "hmtl":
-            settings["probe"] = {"l2_grid": list(config.l2_grid), "max_iter": config.max_iter,
-                                 "hidden_grid": list(config.hidden_grid), "dropout_grid": list(config.dropout_grid)}
-        stem = f"{args.pooling}_{args.classifier}" + ("_senteval" if args.backend == "senteval" else "")
+            settings["protocol"] = args.protocol
+            if args.protocol == "senteval":
+                settings["probe"] = {"c_grid": list(config.c_grid), "max_iter": config.senteval_max_iter,
+                                     "tol": config.senteval_tol, "standardize": False}
+            else:
+                settings["probe"] = {"l2_grid": list(config.l2_grid), "max_iter": config.max_iter, "tol": config.tol,
+                                     "hidden_grid": list(config.hidden_grid),
+                                     "dropout_grid": list(config.dropout_grid)}
+        stem = f"{args.pooling}_{args.classifier}" + ("_senteval" if args.backend == "senteval" else "") \
+            + ("_protocol-senteval" if args.backend == "hmtl" and args.protocol == "senteval" else "")
         order = layers + [f"untrained:{layer}" for layer in layers if args.untrained] + baseline_rows
         print()
         print(format_table(results, tasks, order))

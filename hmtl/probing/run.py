@@ -64,6 +64,16 @@ def _groups(datasets: list[ProbingData], max_sentences: int) -> list[list[Probin
     return [[d] for d in datasets]
 
 
+def distinct_sentences(datasets: list[ProbingData]) -> list[list[str]]:
+    """Each distinct sentence of the datasets once, in order of first occurrence: what both backends encode (so
+    one HDF5 cache group, keyed by these sentences, serves both)."""
+    index: dict[tuple[str, ...], None] = {}
+    for data in datasets:
+        for sentence in data.all_sentences():
+            index.setdefault(tuple(sentence), None)
+    return [list(sentence) for sentence in index]
+
+
 def probe_encoders(encoders: list[Encoder], datasets: list[ProbingData], pooling: str = "mean",
                    config: ProbeConfig | None = None, batch_size: int = 64, cache_path: str | Path | None = None,
                    majority: bool = True, progress: bool = True, log: Callable[[str], None] | None = print,
@@ -74,11 +84,8 @@ def probe_encoders(encoders: list[Encoder], datasets: list[ProbingData], pooling
     if majority:
         results["majority"] = {data.task: majority_baseline(data) for data in datasets}
     for group in _groups(datasets, max_shared_sentences):
-        index: dict[tuple[str, ...], int] = {}
-        for data in group:
-            for sentence in data.all_sentences():
-                index.setdefault(tuple(sentence), len(index))
-        sentences = [list(sentence) for sentence in index]
+        sentences = distinct_sentences(group)
+        index = {tuple(sentence): i for i, sentence in enumerate(sentences)}
         name = group[0].task if len(group) == 1 else f"{len(group)} tasks"
         for encoder in encoders:
             started = time.perf_counter()
@@ -104,20 +111,28 @@ def probe_encoders(encoders: list[Encoder], datasets: list[ProbingData], pooling
 def probe_with_senteval(encoders: list[Encoder], datasets: list[ProbingData], tasks: list[ProbingTask],
                         task_path: str | Path, pooling: str = "mean", classifier: str = "logreg", seed: int = 1111,
                         batch_size: int = 64, cache_path: str | Path | None = None, majority: bool = True,
-                        progress: bool = True, engine=None, log: Callable[[str], None] | None = print) -> Results:
-    """The same rows through ``senteval.engine.SE`` (``--backend senteval``)."""
+                        progress: bool = True, engine=None, log: Callable[[str], None] | None = print,
+                        max_shared_sentences: int = 250_000) -> Results:
+    """The same rows through ``senteval.engine.SE`` (``--backend senteval``). The vectors come from the same
+    encoding (and HDF5 cache group) as ``probe_encoders``: the distinct sentences of the tasks encoded together, so
+    a run of either backend serves the other, and SentEval's per-task ``prepare`` only looks them up."""
     from hmtl.probing.senteval_bridge import import_senteval, run_senteval
 
     engine = engine or import_senteval()
     results: Results = {}
     if majority:
         results["majority"] = {data.task: majority_baseline(data) for data in datasets}
-    for encoder in encoders:
-        by_layer = run_senteval(encoder.fn, encoder.layers, tasks, task_path, pooling, classifier, seed, batch_size,
-                                cache_path, encoder.model_id, progress, engine=engine, log=log)
-        for layer, row in by_layer.items():
-            results[encoder.rows[layer]] = row
-    return results
+    by_name = {task.name: task for task in tasks}
+    for group in _groups(datasets, max_shared_sentences):
+        sentences = distinct_sentences(group)
+        for encoder in encoders:
+            by_layer = run_senteval(encoder.fn, encoder.layers, [by_name[data.task] for data in group], task_path,
+                                    pooling, classifier, seed, batch_size, cache_path, encoder.model_id, progress,
+                                    engine=engine, log=log, sentences=sentences)
+            for layer, row in by_layer.items():
+                results.setdefault(encoder.rows[layer], {}).update(row)
+    order = [data.task for data in datasets]
+    return {row: {task: by_task[task] for task in order if task in by_task} for row, by_task in results.items()}
 
 
 # ------------------------------------------------------------------------------------------------------ reporting
@@ -216,7 +231,7 @@ def write_report(output_dir: str | Path, stem: str, results: Results, tasks: lis
     payload = {"settings": settings, "tasks": [t.name for t in tasks], "layers": layers, "baselines": baselines,
                "results": {row: results[row] for row in _rows_in_order(results, order)}}
     paths["json"].write_text(json.dumps(payload, indent=1) + "\n")
-    described = ", ".join(f"{k}={v}" for k, v in settings.items() if k in ("backend", "pooling", "classifier", "task_path"))
+    described = ", ".join(f"{k}={v}" for k, v in settings.items() if k in ("backend", "protocol", "pooling", "classifier", "task_path"))
     paths["markdown"].write_text(f"# Probing: test accuracy (%)\n\n{described}\n\n"
                                  + markdown_table(results, tasks, order) + "\n\n"
                                  + "Dev accuracy (%), used to pick the classifier's L2 strength:\n\n"

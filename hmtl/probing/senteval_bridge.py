@@ -5,9 +5,12 @@ path is used (``usepytorch=False``): its PyTorch path calls ``.cuda()`` and ``in
 current Python. SentEval reads ``<task_path>/probing/<file>`` (the file names of ``hmtl.probing.tasks.TASKS``), so a
 folder holding the files directly is linked under a temporary ``probing/`` folder.
 
-The batching logic (``LayerBatchers``) does not import SentEval: ``prepare(params, samples)`` pools every layer for
-all of a task's sentences at once (through ``encode_dataset``, so the HDF5 cache applies), and the batcher of a
-layer looks its sentences up, encoding on the fly only what ``prepare`` did not see.
+The batching logic (``LayerBatchers``) does not import SentEval. ``preload(sentences)`` pools every layer for the
+distinct sentences of all the tasks at once, through ``encode_dataset`` with the same sentences, pooling and model
+identity as ``--backend hmtl`` (``hmtl.probing.run.distinct_sentences``), so both backends read and write the same
+HDF5 cache group and the second to run encodes nothing. SentEval's ``prepare(params, samples)`` then finds every
+sample already there; only a sample ``preload`` did not see is encoded (all of the task's sentences, on their own
+key). The batcher of a layer looks its sentences up.
 """
 from __future__ import annotations
 
@@ -47,14 +50,23 @@ class LayerBatchers:
         self._index: dict[tuple[str, ...], int] = {}
         self._vectors: dict[str, np.ndarray] = {}
 
+    def preload(self, sentences: list[list[str]]) -> None:
+        """Pool every layer for ``sentences`` (through the cache); ``prepare`` then only looks samples up."""
+        self._load([list(s) for s in sentences], desc="encoding")
+
     def prepare(self, params, samples: list[list[str]]) -> None:
-        """SentEval calls this with all of a task's sentences before batching them; encodes each distinct set once."""
-        samples = [list(s) for s in samples]
+        """SentEval calls this with all of a task's sentences before batching them: nothing to do when they were
+        preloaded (or seen by the previous call), else they are encoded (once per distinct set)."""
+        if self._vectors and all(tuple(s) in self._index for s in samples):
+            return
+        self._load([list(s) for s in samples], desc="encoding for SentEval")
+
+    def _load(self, samples: list[list[str]], desc: str) -> None:
         key = cache_key(samples, self.pooling, self.model_id)
         if key == self._key:
             return
         vectors = encode_dataset(self.encoder_fn, samples, self.layers, self.pooling, self.batch_size,
-                                 self.cache_path, self.model_id, self.progress, desc="encoding for SentEval")
+                                 self.cache_path, self.model_id, self.progress, desc=desc)
         self._key = key
         self._index = {}
         for i, sentence in enumerate(samples):
@@ -107,11 +119,16 @@ def senteval_params(task_root: Path, classifier: str = "logreg", seed: int = 111
 def run_senteval(encoder_fn: EncoderFn, layers: list[str], tasks: list[ProbingTask], task_path: str | Path,
                  pooling: str = "mean", classifier: str = "logreg", seed: int = 1111, batch_size: int = 64,
                  cache_path: str | Path | None = None, model_id: str = "", progress: bool = True,
-                 engine=None, log: Callable[[str], None] | None = print) -> dict[str, dict[str, dict]]:
+                 engine=None, log: Callable[[str], None] | None = print,
+                 sentences: list[list[str]] | None = None) -> dict[str, dict[str, dict]]:
     """``{layer: {task: SentEval's result}}``: for each task, one ``SE(params, batcher_of_layer, prepare)`` per
-    layer (the task's sentences are pooled for all layers in the first ``prepare``)."""
+    layer. With ``sentences`` (the tasks' distinct sentences, ``hmtl.probing.run.distinct_sentences``) every layer
+    is pooled for all of them first, from or into the vector cache shared with ``--backend hmtl``; without, each
+    task's sentences are pooled in its first ``prepare``."""
     engine = engine or import_senteval()
     batchers = LayerBatchers(encoder_fn, layers, pooling, batch_size, cache_path, model_id, progress)
+    if sentences is not None:
+        batchers.preload(sentences)
     results: dict[str, dict[str, dict]] = {layer: {} for layer in layers}
     with senteval_task_root(task_path, tasks) as root:
         params = senteval_params(root, classifier, seed, batch_size)
