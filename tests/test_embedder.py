@@ -57,6 +57,43 @@ def test_the_disk_state_cache_gives_back_what_memory_would(minilm):
         assert torch.equal(disk(disk_features[::-1], num_words=5), first.flip(0))  # read back, in any order
 
 
+@pytest.fixture(scope="module")
+def tiny_roberta(tmp_path_factory):
+    """A RoBERTa-style model folder with a byte-level BPE tokenizer built here, offline."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    folder = tmp_path_factory.mktemp("roberta")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(["Ada Lovelace wrote the first program .", "Grace Hopper built COBOL in 1959 ."] * 20,
+                            vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(folder))
+    tokenizer = RobertaTokenizerFast(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    tokenizer.save_pretrained(str(folder))
+    config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=520, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    RobertaModel(config).save_pretrained(str(folder))
+    return folder
+
+
+def test_a_byte_level_bpe_gets_each_word_with_its_leading_space(tiny_roberta):
+    embedder = TransformerEmbedder(TransformerConfig(path=str(tiny_roberta), scalar_mix=False)).eval()
+    words = ["Ada", "Lovelace", "wrote", "COBOL", "."]
+    pieces, owners = embedder.ids(words)
+    expected = [embedder.tokenizer.encode(" " + word, add_special_tokens=False) for word in words]
+    assert pieces == [piece for word in expected for piece in word]
+    assert owners == [index for index, word in enumerate(expected) for _ in word]
+    # loaded as it is saved (no add_prefix_space), the words would be pieces of one run-on word
+    from transformers import AutoTokenizer
+
+    plain = AutoTokenizer.from_pretrained(str(tiny_roberta))(words, is_split_into_words=True, add_special_tokens=False)
+    assert plain["input_ids"] != pieces
+    with torch.no_grad():
+        states = embedder([{"subwords": pieces, "owners": owners, "length": len(words)}], num_words=len(words))
+    assert states.shape == (1, 5, 32) and bool(states.abs().sum(-1).gt(0).all())
+
+
 def test_long_inputs_run_in_overlapping_windows(minilm):
     ids = minilm.tokenizer.encode("the quick brown fox jumps over the lazy dog " * 90, add_special_tokens=False)
     assert len(ids) > MAX_SUBWORDS

@@ -49,6 +49,17 @@ def resolve_transformer_path(path: str) -> str:
     return path
 
 
+def load_tokenizer(path: str):
+    """The model's tokenizer, ready for words given one by one (``is_split_into_words``): a byte-level BPE
+    (RoBERTa, GPT-2) marks a word's start by the space before it, so it must add that space to every word."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    if tokenizer.is_fast and "ByteLevel" in str(tokenizer.backend_tokenizer.pre_tokenizer):
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, add_prefix_space=True)
+    return tokenizer
+
+
 class GloveEmbedding(nn.Module):
     """Frozen GloVe vectors looked up lowercased; words GloVe lacks share one trainable vector.
 
@@ -111,10 +122,10 @@ class TransformerEmbedder(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
         path = resolve_transformer_path(config.path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.tokenizer = load_tokenizer(path)
         self.model = AutoModel.from_pretrained(path, local_files_only=True)
         self.fine_tune = config.fine_tune
         self.pooling = config.pooling

@@ -37,7 +37,6 @@ def _fail(error: Exception) -> int:
 
 def build_tasks_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="build_tasks.py",
         description="Build the ten SentEval probing tasks from UD treebanks (English EWT and GUM), in SentEval's "
                     "format: <tr|va|te>\\t<label>\\t<tokenized sentence>. Definitions: docs/PROBING.md.")
     parser.add_argument("--data_dir", default=os.environ.get("HMTL_DATA_DIR", "data"),
@@ -99,7 +98,6 @@ def build_tasks_main(argv: list[str] | None = None) -> int:
 
 def senteval_layers_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="senteval_layers.py",
         description="Probe every layer of a trained model with the SentEval probing tasks; writes a table, JSON, "
                     "Markdown and a PNG figure into <serialization_dir>/probing/.")
     parser.add_argument("--serialization_dir", default="out",
