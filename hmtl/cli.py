@@ -12,14 +12,18 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from hmtl.errors import HmtlError
+from hmtl.training import distributed
 
 
 def _run(main) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # under torchrun rank 0 does the talking: the other ranks log warnings only and exit 2 on an error, silently
+    quiet = distributed.rank() > 0
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         main()
     except HmtlError as error:
-        print(f"error: {error}", file=sys.stderr)
+        if not quiet:
+            print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
 
 
@@ -49,7 +53,12 @@ def train_main(argv: list[str] | None = None) -> None:
             config = load_config(Path(args.serialization_dir) / "config.json", args.overrides, expand=False)
         else:
             config = load_config(args.config_file_path, args.overrides)
-        test = Trainer(config, args.serialization_dir, recover=args.recover, force=args.force, init_from=args.init_from).train()
+        try:  # under torchrun (torchrun --nproc_per_node N train.py ...) every rank runs this; rank 0 reports
+            test = Trainer(config, args.serialization_dir, recover=args.recover, force=args.force, init_from=args.init_from).train()
+        finally:
+            distributed.shutdown()
+        if distributed.rank() > 0:
+            return
         summary = json.loads((Path(args.serialization_dir) / "metrics.json").read_text())
         print(f"test metrics of the best model (epoch {summary['best_epoch']} of {len(summary['epochs'])}, "
               f"{Path(args.serialization_dir) / 'best'}):")

@@ -114,3 +114,39 @@ def test_predict_cli_refuses_bad_files_before_writing(trained_tiny_ner, tmp_path
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--namespaces", "x__ner"], "unknown namespace(s) x__ner; the model has tiny__ner"),
+    (["--serialization_dir", "nowhere"], "nowhere has no trained model"),
+    (["--batch_size", "0"], "--batch_size: expected a positive number of sentences")])
+def test_predict_cli_names_a_bad_option_in_one_line(trained_tiny_ner, tmp_path, capsys, extra, message):
+    source = tmp_path / "docs.txt"
+    source.write_text("Ada lived in London.\n")
+    with pytest.raises(SystemExit) as exit_info:
+        predict_main(["--serialization_dir", str(trained_tiny_ner), "--input_file", str(source), *extra])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1
+
+
+def test_importing_hmtl_leaves_the_environment_alone():
+    import os
+    import subprocess
+    import sys
+
+    script = ("import os; before = dict(os.environ); import hmtl.predict, hmtl.model, hmtl.training.trainer, hmtl.cli; "
+              "changed = {k for k in set(before) | set(os.environ) if before.get(k) != os.environ.get(k)}; print(sorted(changed))")
+    environment = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=environment, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_peak_memory_is_none_where_resource_is_missing(monkeypatch):
+    import sys
+
+    from hmtl.training.trainer import peak_memory_mb
+
+    assert peak_memory_mb() > 0
+    monkeypatch.setitem(sys.modules, "resource", None)  # as on Windows: import resource raises ImportError
+    assert peak_memory_mb() is None

@@ -342,11 +342,10 @@ class Embedder(nn.Module):
                 ids[b, : f["length"]] = torch.tensor(f["glove"])
             parts.append(self.glove(ids))
         if self.char_cnn is not None:
-            width = max(max(len(c) for c in f["chars"]) for f in features)
-            ids = torch.zeros(batch, longest, max(width, 3), dtype=torch.long)
-            for b, f in enumerate(features):
-                for t, chars in enumerate(f["chars"]):
-                    ids[b, t, : len(chars)] = torch.tensor(chars)
+            width = max(3, max(max(len(c) for c in f["chars"]) for f in features))
+            ids = torch.zeros(batch, longest, width, dtype=torch.long)
+            # one tensor for every word of the batch (row-major, as the mask lists them), not one per word
+            ids[mask] = torch.tensor([chars + [PAD] * (width - len(chars)) for f in features for chars in f["chars"]])
             parts.append(self.char_cnn(ids))
         if self.transformer is not None:
             parts.append(self.transformer(features, longest))

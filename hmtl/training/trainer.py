@@ -9,6 +9,10 @@ Serialization directory layout::
     last/  best/       model.safetensors + config.json + labels.json (+ trainer_state.pt in last/)
     log/               TensorBoard event files
     mlflow_run.json    the MLflow run of this training (with trainer.mlflow), which --recover continues
+    .lock              while a training runs: its pid and host (another training into the folder is refused)
+
+Under torchrun (hmtl.training.distributed) every rank trains on its shard of the batches in DDP; rank 0 alone
+validates, tests and writes all of the above, and hands its results to the other ranks.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import math
 import os
 import random
 import shutil
+import socket
 import time
 from pathlib import Path
 
@@ -31,13 +36,15 @@ from hmtl.errors import ConfigError, HmtlError
 from hmtl.model import LABELS_FILE, HierarchicalModel, load_matching_weights, read_json, saved_model_dir
 from hmtl.progress import Progress, duration
 from hmtl.registry import TASKS
-from hmtl.tracking import make_tracker
+from hmtl.tracking import Tracker, make_tracker
+from hmtl.training import distributed
 from hmtl.training.batching import group_batches
 from hmtl.training.evaluation import evaluate
 from hmtl.training.samplers import SAMPLERS, task_probabilities, task_schedule
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.pt"
+LOCK_FILE = ".lock"
 
 
 def peak_memory_mb() -> int | None:
@@ -104,6 +111,61 @@ def settle_checkpoint(directory: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _lock_holder(path: Path) -> dict | None:
+    """Who holds the lock file ``path``: its ``{"pid", "host"}``, or None when it is stale (that process is gone)."""
+    try:
+        holder = json.loads(path.read_text())
+        pid, host = int(holder["pid"]), str(holder["host"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):  # being written this instant, or damaged
+        try:
+            fresh = time.time() - path.stat().st_mtime < 10
+        except OSError:
+            return None
+        return {"pid": "?", "host": socket.gethostname()} if fresh else None
+    if host != socket.gethostname() or os.name == "nt":  # no way to tell whether it runs: assume it does
+        return {"pid": pid, "host": host}
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # exists, under another user
+        pass
+    return {"pid": pid, "host": host}
+
+
+def acquire_lock(directory: Path) -> Path:
+    """Create ``<directory>/.lock`` (atomically, O_EXCL) with this process's pid and host, taking over a stale one;
+    an HmtlError when a running training holds it."""
+    path = directory / LOCK_FILE
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _lock_holder(path)
+            if holder is None:
+                path.unlink(missing_ok=True)
+                continue
+            where = "" if holder["host"] == socket.gethostname() else f" on host {holder['host']}"
+            raise HmtlError(f"--serialization_dir: {directory} is being trained by another run (pid {holder['pid']}"
+                            f"{where}); wait for it, or pick another folder (if that run is gone, delete {path})") from None
+        with os.fdopen(fd, "w") as file:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, file)
+        return path
+    raise HmtlError(f"--serialization_dir: could not take over the stale lock {path}; delete it and start again")
+
+
+class _NoWriter:
+    """TensorBoard on the ranks that write nothing."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def loading_table(report: dict[str, dict[str, int]]) -> str:
     """``load_matching_weights``' report as a table: one row per module, tensors loaded / new / skipped."""
     width = max(len(module) for module in report)
@@ -126,12 +188,26 @@ class Trainer:
             raise HmtlError("init_from: a resumed run continues from its own checkpoint")
         source = saved_model_dir(init_from) if init_from is not None else None
         self.config = config
-        self.tracker = make_tracker(config)  # trainer.mlflow: checked (installed?) before any data is read
+        self.dist = distributed.setup()  # torchrun: this process's rank; else the single-process no-op
+        self.tracker, self.lock = Tracker(), None  # the other ranks track and write nothing
+
+        def make_main_tracker() -> None:
+            self.tracker = make_tracker(config)  # trainer.mlflow: checked (installed?) before any data is read
+
+        self.dist.run_on_main(make_main_tracker)
         self.dir = Path(serialization_dir)
         self.recover = recover
         self.metric_name, self.metric_sign = parse_validation_metric(config.trainer.validation_metric)
         SAMPLERS.get(config.sampler.type, "sampler.type")
-        self._prepare_directory(force)
+        self.dist.run_on_main(lambda: self._prepare_directory(force))
+        try:
+            self._build(source)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _build(self, source: Path | None) -> None:
+        config, recover = self.config, self.recover
         if config.trainer.num_threads:
             torch.set_num_threads(config.trainer.num_threads)
         set_seed(config.seed)
@@ -151,7 +227,8 @@ class Trainer:
         if source is not None:
             report = load_matching_weights(self.model, source)
             logger.info("initialised from %s:\n%s", source, loading_table(report))
-            (self.dir / "init_from.json").write_text(json.dumps({"source": str(source), "modules": report}, indent=2))
+            if self.dist.is_main:
+                (self.dir / "init_from.json").write_text(json.dumps({"source": str(source), "modules": report}, indent=2))
         logger.info("preparing features of every split (a frozen transformer's states are computed as batches first use them)")
         self.instances = {
             split: self.model.task_instances({name: splits[split] for name, splits in self.documents.items()})
@@ -162,21 +239,42 @@ class Trainer:
         self.optimizer = self._optimizer()
         cap = config.trainer.max_steps_per_epoch
         self.steps_per_epoch = min(sum(sizes.values()), cap) if cap else sum(sizes.values())
+        # under torchrun a step trains one batch on every rank: W times fewer steps (the LR schedule follows)
+        self.steps_per_epoch = math.ceil(self.steps_per_epoch / self.dist.world_size)
         total_updates = max(1, config.trainer.num_epochs * self.steps_per_epoch // config.trainer.accumulation_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(total_updates))
         self.epoch, self.best_value, self.bad_epochs, self.updates = 0, -math.inf, 0, 0
         self.history: list[dict] = []
         self.resume_epoch: dict | None = None
+        if self.dist.world_size > 1:  # the same weights on every rank (same seed), other dropout masks
+            torch.manual_seed(int(np.random.SeedSequence([config.seed, self.dist.rank]).generate_state(1)[0]))
         if recover:
             self._restore()
-        else:
+        elif self.dist.is_main:
             (self.dir / "config.json").write_text(config.model_dump_json(indent=2))
             (self.dir / "labels.json").write_text(json.dumps(labels, indent=1))
+        self.ddp = self.dist.wrap(self.model)  # the training steps go through DDP; the rest uses self.model
 
     # ----------------------------------------------------------------- setup
     def _prepare_directory(self, force: bool) -> None:
         if self.dir.exists() and not self.dir.is_dir():
             raise HmtlError(f"--serialization_dir: {self.dir} is a file; give a folder (new or an earlier run's)")
+        if self.dir.is_dir():  # before anything is read or removed: a running training keeps its folder
+            self.lock = acquire_lock(self.dir)
+        try:
+            self._check_directory(force)
+            if self.lock is None:
+                self.lock = acquire_lock(self.dir)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _release_lock(self) -> None:
+        if self.lock is not None:
+            self.lock.unlink(missing_ok=True)
+            self.lock = None
+
+    def _check_directory(self, force: bool) -> None:
         has_run = (self.dir / "config.json").exists()
         for checkpoint in ("last", "best"):
             settle_checkpoint(self.dir / checkpoint)
@@ -191,7 +289,9 @@ class Trainer:
                     raise HmtlError(f"{self.dir} already holds a training run: pass --recover to resume it or --force to overwrite")
                 raise HmtlError(f"{self.dir} holds a run that stopped before its first checkpoint, so there is nothing "
                                 "to resume: pass --force to start it over")
-            shutil.rmtree(self.dir)
+            for child in self.dir.iterdir():  # all but our lock
+                if child.name != LOCK_FILE:
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         self.dir.mkdir(parents=True, exist_ok=True)
 
     def _optimizer(self) -> torch.optim.Optimizer:
@@ -226,7 +326,15 @@ class Trainer:
     # ----------------------------------------------------------- checkpoints
     def _save_last(self, in_epoch: dict | None = None) -> None:
         """``in_epoch``: where an unfinished epoch stands (its step, the random state it started from, its losses
-        so far), so ``--recover`` replays its batch order and continues with the next step."""
+        so far), so ``--recover`` replays its batch order and continues with the next step. Under torchrun every
+        rank calls it: rank 0 writes, with every rank's random state and losses so far."""
+        ranks = None
+        if self.dist.world_size > 1:
+            ranks = self.dist.all_gather_object({"torch_rng": torch.get_rng_state(),
+                                                 "totals": json.dumps((in_epoch or {}).get("totals"))})
+        if not self.dist.is_main:
+            return
+
         def write(directory: Path) -> None:
             self.model.save_pretrained(directory)
             state = {
@@ -240,6 +348,8 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),
                 "numpy_rng": json.dumps(self.rng.bit_generator.state),
                 "in_epoch": json.dumps(in_epoch),
+                "world_size": self.dist.world_size,
+                **({"ranks": ranks} if ranks else {}),
             }
             torch.save(state, directory / STATE_FILE)
 
@@ -261,6 +371,16 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         self.resume_epoch = json.loads(state.get("in_epoch", "null"))
+        saved_world, world = state.get("world_size", 1), self.dist.world_size
+        if self.resume_epoch and saved_world != world:
+            raise HmtlError(f"--recover: {last} was written in the middle of epoch {self.epoch + 1} by {saved_world} "
+                            f"process(es); resume it with as many ({'torchrun --nproc_per_node ' + str(saved_world) if saved_world > 1 else 'without torchrun'})")
+        if saved_world == world > 1:  # each rank continues its own random stream and loss sums
+            torch.set_rng_state(state["ranks"][self.dist.rank]["torch_rng"])
+            if self.resume_epoch:
+                self.resume_epoch["totals"] = json.loads(state["ranks"][self.dist.rank]["totals"])
+        elif world > 1:
+            torch.manual_seed(int(np.random.SeedSequence([self.config.seed, self.dist.rank, self.epoch]).generate_state(1)[0]))
         where = f"at step {self.resume_epoch['step']} of epoch {self.epoch + 1}" if self.resume_epoch else f"after epoch {self.epoch}"
         logger.info("resuming %s %s", self.dir, where)
 
@@ -277,20 +397,24 @@ class Trainer:
     # --------------------------------------------------------------- training
     def train(self) -> dict:
         """Train, then test the best checkpoint; with ``trainer.mlflow`` all of it is one MLflow run (hmtl.tracking)."""
-        with self.tracker.run(self.dir, self.recover, self.history):
-            return self._train()
+        try:
+            with self.tracker.run(self.dir, self.recover, self.history):
+                return self._train()
+        finally:
+            self._release_lock()
 
     def _train(self) -> dict:
         from torch.utils.tensorboard import SummaryWriter
 
         trainer = self.config.trainer
-        writer = SummaryWriter(str(self.dir / "log"))
+        writer = SummaryWriter(str(self.dir / "log")) if self.dist.is_main else _NoWriter()
         self.model.train()
         while self.epoch < trainer.num_epochs and self.bad_epochs < trainer.patience:
             started = time.perf_counter() - (self.resume_epoch or {}).get("seconds", 0.0)
             train_losses, task_steps = self._train_epoch(writer, started)
             self.epoch += 1
-            validation = evaluate(self.model, self.instances["validation"], trainer.batch_size, "validating", trainer.bf16)
+            validation = self.dist.run_on_main(  # rank 0 alone, on the whole split: a single process's metrics
+                lambda: evaluate(self.model, self.instances["validation"], trainer.batch_size, "validating", trainer.bf16))
             value = validation.get(self.metric_name)
             if value is None:
                 raise ConfigError(
@@ -299,7 +423,8 @@ class Trainer:
             improved = self.metric_sign * value > self.best_value
             if improved:
                 self.best_value, self.bad_epochs = self.metric_sign * value, 0
-                atomic_save(self.model.save_pretrained, self.dir / "best")
+                if self.dist.is_main:
+                    atomic_save(self.model.save_pretrained, self.dir / "best")
             else:
                 self.bad_epochs += 1
             record = {
@@ -316,7 +441,8 @@ class Trainer:
                 writer.add_scalar(f"validation/{key}", metric, self.epoch)
             logger.info("epoch %d: %s = %.2f%s", self.epoch, self.metric_name, value, " (best)" if improved else "")
             self._save_last()
-            self._write_metrics()
+            if self.dist.is_main:
+                self._write_metrics()
             self.tracker.log_epoch(record)  # after the checkpoint: a resumed run logs the epochs MLflow missed
         writer.close()
         return self.test()
@@ -332,6 +458,7 @@ class Trainer:
         batches = {group.name: self._batches(group, self.rng) for group in self.groups}
         groups = {group.name: group for group in self.groups}
         probabilities = task_probabilities({name: len(b) for name, b in batches.items()}, self.config.sampler)
+        batches = {name: self.dist.shard(b) for name, b in batches.items()}  # torchrun: this rank's r, r + W, ...
         schedule = task_schedule(probabilities, self.steps_per_epoch, self.rng)
         for name, p in probabilities.items():
             writer.add_scalar(f"sampling/{name}", p, self.epoch + 1)
@@ -340,10 +467,10 @@ class Trainer:
         done = resume["step"] if resume else 0
         totals: dict[str, list] = resume["totals"] if resume else {}
         last_checkpoint = time.perf_counter()
-        progress = Progress(len(schedule), f"epoch {self.epoch + 1}/{trainer.num_epochs}", "steps", initial=done)
+        progress = Progress(len(schedule), f"epoch {self.epoch + 1}/{trainer.num_epochs}", "steps", initial=done) if self.dist.is_main else None
         for step, name in enumerate(schedule, start=1):
             if cursors[name] == len(batches[name]):  # a group sampled more than its size starts a new pass
-                batches[name] = self._batches(groups[name], self.rng)
+                batches[name] = self.dist.shard(self._batches(groups[name], self.rng))
                 cursors[name] = 0
             batch = batches[name][cursors[name]]
             cursors[name] += 1
@@ -351,7 +478,7 @@ class Trainer:
             if step <= done:  # trained before the interruption
                 continue
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=trainer.bf16):
-                losses = self.model(batch)
+                losses = self.ddp(batch)
             loss = sum(losses.values())
             (loss / trainer.accumulation_steps).backward()
             for task, value in losses.items():
@@ -373,8 +500,18 @@ class Trainer:
                         writer.add_scalar(f"loss/{task}", value.item(), self.updates)
                     for i, group in enumerate(self.optimizer.param_groups):
                         writer.add_scalar(f"learning_rate/{'transformer' if i else 'main'}", group["lr"], self.updates)
-            progress.update(1, self._progress_note(progress, totals))
-        progress.close()
+            if progress is not None:
+                progress.update(1, self._progress_note(progress, totals))
+        if progress is not None:
+            progress.close()
+        if self.dist.world_size > 1:  # the mean over every rank's batches; each step trained W of them
+            gathered, totals = self.dist.all_gather_object(totals), {}
+            for rank_totals in gathered:
+                for task, (s, n) in rank_totals.items():
+                    total = totals.setdefault(task, [0.0, 0])
+                    total[0] += s
+                    total[1] += n
+            steps = {name: n * self.dist.world_size for name, n in steps.items()}
         mean_losses = {task: s / max(n, 1) for task, (s, n) in totals.items()}
         for task, value in mean_losses.items():
             writer.add_scalar(f"epoch_loss/{task}", value, self.epoch + 1)
@@ -396,10 +533,17 @@ class Trainer:
         if trainer.checkpoint_every_updates and self.updates % trainer.checkpoint_every_updates == 0:
             return True
         minutes = trainer.checkpoint_every_minutes
-        return minutes is not None and time.perf_counter() - last_checkpoint >= 60 * minutes
+        if minutes is None:
+            return False
+        # under torchrun rank 0's clock decides for all: every rank must take part in the same checkpoints
+        return self.dist.broadcast_object(time.perf_counter() - last_checkpoint >= 60 * minutes)
 
     def test(self) -> dict:
-        """Evaluate the best checkpoint on the test splits and record it in metrics.json."""
+        """Evaluate the best checkpoint on the test splits and record it in metrics.json (rank 0 under torchrun;
+        every rank returns the metrics)."""
+        return self.dist.run_on_main(self._test)
+
+    def _test(self) -> dict:
         if not (self.dir / "best").exists():
             raise HmtlError(f"{self.dir}: no best checkpoint was written")
         best = HierarchicalModel.from_pretrained(self.dir / "best")
