@@ -6,7 +6,9 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -22,8 +24,16 @@ def _run(main) -> None:
     try:
         main()
     except HmtlError as error:
+        distributed.exit_code_on_stop(2)
         if not quiet:
             print(f"error: {error}", file=sys.stderr)
+        if distributed.under_torchrun():  # torchrun stops every rank as soon as one exits (a SIGTERM)
+            # rank 0 goes first, having said what is wrong, but leaves a lagging rank a moment to reach its own
+            # error; the SIGTERM then ends the others with 2 as well
+            time.sleep(2 if quiet else 0.5)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)  # at once: a SIGTERM during the interpreter's teardown would end the process with -15
         sys.exit(2)
 
 

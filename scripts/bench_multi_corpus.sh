@@ -5,8 +5,10 @@
 #
 #   bash scripts/bench_multi_corpus.sh [RUN ...]
 #
-# RUN: ncbi jnlpba conll03 biomtl biomtl16 chain chain_hierarchical system_b ncbi_from_conll03 report (default: all,
-# in this order); biomtl16 continues the finished 10-epoch biomtl run to 16 epochs (kept as runs/biomtl_10epochs);
+# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl chain chain_hierarchical system_b ncbi_from_conll03 report
+# (default: all, in this order). biomtl_200 is the BioMTL table's multi-task run (configs/biomtl.json with its shared
+# level 200 wide, 10 epochs), biomtl_200_16 continues it to 16 epochs (the 10-epoch run kept as
+# runs/biomtl_200_10epochs); biomtl is configs/biomtl.json as it stands (a 300-wide level, 12 epochs);
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
@@ -23,6 +25,9 @@ declare -A CONFIG=(
   [chain_hierarchical]=configs/ner_pos_chunk_conll03_hierarchical.json [ncbi_from_conll03]=configs/ner_ncbi.json
 )
 declare -A INIT_FROM=([ncbi_from_conll03]=conll03)
+CONFIG[biomtl_200]=configs/biomtl.json
+declare -A LEVELS=([biomtl_200]='"levels": [{"name": "ner", "hidden_size": 200, "dropout": 0.5}], ')
+declare -A EPOCHS=([biomtl_200]=10)
 
 train() {  # NAME
   local out="$RUNS/$1"
@@ -35,7 +40,7 @@ train() {  # NAME
   [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
   echo "$1: training ${CONFIG[$1]} into $out ${resume[*]:-}"
   python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$out" "${resume[@]}" --force \
-    --overrides "{\"trainer\": {\"num_threads\": $THREADS}}" > "$out.log" 2>&1
+    --overrides "{${LEVELS[$1]:-}\"trainer\": {\"num_threads\": $THREADS${EPOCHS[$1]:+, \"num_epochs\": ${EPOCHS[$1]}}}}" > "$out.log" 2>&1
 }
 
 longer() {  # NAME EPOCHS: continue a finished run to EPOCHS epochs (--recover; the linear decay restarts from there)
@@ -47,7 +52,7 @@ longer() {  # NAME EPOCHS: continue a finished run to EPOCHS epochs (--recover; 
 
 report() {
   echo "## BioMTL table"
-  python scripts/compare_runs.py --multi "$RUNS/biomtl" --single "$RUNS/ncbi" "$RUNS/jnlpba" "$RUNS/conll03" \
+  python scripts/compare_runs.py --multi "$RUNS/biomtl_200" --single "$RUNS/ncbi" "$RUNS/jnlpba" "$RUNS/conll03" \
     --per_namespace --plot docs/img/biomtl_vs_single.png
   echo "## NER & POS & chunk chain vs NER alone; System B (PER/LOC/ORG) vs four types"
   for run in chain chain_hierarchical conll03 system_b; do
@@ -69,11 +74,11 @@ PY
     --output_file "$RUNS/conll03/gum_cross_corpus.json"
 }
 
-for name in "${@:-ncbi jnlpba conll03 biomtl biomtl16 chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
+for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
   for run in $name; do
     case "$run" in
       report) report ;;
-      biomtl16) longer biomtl 16 ;;
+      biomtl_200_16) longer biomtl_200 16 ;;
       *) train "$run" ;;
     esac
   done

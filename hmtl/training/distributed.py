@@ -35,6 +35,18 @@ def under_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def exit_code_on_stop(code: int) -> None:
+    """From now on a SIGTERM ends this process with ``code``: when one rank exits on an error, torchrun stops the
+    others, which are on their way out with the same error, and they should say so (not -15)."""
+    import signal
+
+    if under_torchrun():
+        try:
+            signal.signal(signal.SIGTERM, lambda signum, frame: os._exit(code))
+        except ValueError:  # not the main thread: leave the handler alone
+            pass
+
+
 class Single:
     """One process: nothing to share, nothing to wait for."""
 
@@ -98,9 +110,12 @@ class Group(Single):
                 error, outcome = raised, ("error", str(raised).strip().splitlines()[0] if str(raised).strip()
                                           else type(raised).__name__)
         outcome = self.broadcast_object(outcome)
-        if error is not None:
-            raise error
         if outcome[0] == "error":
+            if not self.is_main:
+                exit_code_on_stop(2)
+            self.barrier()  # rank 0 exits only once every rank knows: torchrun stops the others when it does
+            if error is not None:
+                raise error
             raise RankZeroError(outcome[1])
         return outcome[1]
 
@@ -144,13 +159,6 @@ def setup() -> Single:
                             "check MASTER_ADDR / MASTER_PORT (--master_port)") from None
         _started_here = True
     return Group()
-
-
-def context() -> Single:
-    """The current process group (``SINGLE`` when none was set up)."""
-    import torch.distributed as dist
-
-    return Group() if under_torchrun() and dist.is_available() and dist.is_initialized() else SINGLE
 
 
 def shutdown() -> None:

@@ -518,13 +518,13 @@ class Trainer:
         return mean_losses, steps
 
     def _progress_note(self, progress: Progress, totals: dict[str, list]) -> str:
-        """Mean loss of each task sampled so far, and the run's ETA: this epoch's, plus the epochs left at the
-        last epoch's duration (this one's while it is the first)."""
+        """Mean loss of each task sampled so far, and the run's ETA: this epoch's, plus the epochs left at this
+        epoch's pace (the first epoch, which fills caches, would overstate the later ones)."""
         losses = " ".join(f"{task} {s / max(n, 1):.3f}" for task, (s, n) in totals.items())
         eta = progress.eta()
         if eta is None:
             return f"loss {losses}"
-        per_epoch = self.history[-1]["seconds"] if self.history else eta + time.perf_counter() - progress.started
+        per_epoch = progress.total / progress.rate()
         left = self.config.trainer.num_epochs - self.epoch - 1
         return f"loss {losses}, run ETA {duration(eta + left * per_epoch)}"
 
