@@ -111,9 +111,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         if args.namespace:
             from hmtl.config import split_namespace
 
-            if args.namespace not in model.namespaces():
-                raise HmtlError(f"--namespace: unknown namespace {args.namespace!r}; "
-                                f"the model has {', '.join(model.namespaces())}")
+            model.check_namespaces([args.namespace], "--namespace")
             dataset, task_name = split_namespace(args.namespace)
         else:
             dataset = args.dataset or next(iter(config.tasks[0].datasets))

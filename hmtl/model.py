@@ -72,6 +72,14 @@ class HierarchicalModel(nn.Module):
         """Every head's label namespace, ``<dataset>__<task>``."""
         return [ns for task in self.tasks.values() for ns in task.namespaces]
 
+    def check_namespaces(self, namespaces: list[str], option: str = "") -> None:
+        """The one-line error for namespaces the model has no head for, listing those it has."""
+        known = self.namespaces()
+        unknown = [ns for ns in namespaces if ns not in known]
+        if unknown:
+            raise HmtlError(f"{option + ': ' if option else ''}unknown namespace(s) {', '.join(map(str, unknown))}; "
+                            f"the model has {', '.join(known)}")
+
     def encode(
         self, features: list[dict], depth: int, sentence_lengths: list[list[int] | None] | None = None
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:

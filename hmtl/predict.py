@@ -66,12 +66,9 @@ class Predictor:
         namespace is an error that lists the model's."""
         if namespaces is None:
             return [(name, name, task.datasets[0]) for name, task in self.model.tasks.items()]
-        known = self.model.namespaces()
-        unknown = [ns for ns in namespaces if ns not in known]
-        if unknown:
-            raise HmtlError(f"unknown namespace(s) {', '.join(map(str, unknown))}; the model has {', '.join(known)}")
+        self.model.check_namespaces(namespaces)
         if not namespaces:
-            raise HmtlError(f"no namespace given; the model has {', '.join(known)}")
+            raise HmtlError(f"no namespace given; the model has {', '.join(self.model.namespaces())}")
         return [(ns, split_namespace(ns)[1], split_namespace(ns)[0]) for ns in dict.fromkeys(namespaces)]
 
     def predict(self, texts: Text | list[Text], namespaces: list[str] | None = None,
@@ -89,10 +86,7 @@ class Predictor:
         ids = [str(i) for i in range(len(items))] if doc_ids is None else [str(d) for d in doc_ids]
         if len(ids) != len(items):
             raise HmtlError(f"{len(ids)} doc_ids for {len(items)} texts")
-        documents = self.documents(items)
-        outputs = self.predict_documents(documents, heads)
-        for output, doc_id in zip(outputs, ids):
-            output["doc_id"] = doc_id
+        outputs = self.predict_documents(self.documents(items), heads, ids)
         return outputs[0] if single else outputs
 
     def documents(self, items: list[Text]) -> list[Document]:
@@ -113,7 +107,7 @@ class Predictor:
         return documents
 
     @torch.no_grad()
-    def predict_documents(self, documents: list[Document], heads: list[tuple[str, str, str]]) -> list[dict]:
+    def predict_documents(self, documents: list[Document], heads: list[tuple[str, str, str]], doc_ids: list[str]) -> list[dict]:
         wanted = {namespace(dataset, name) for _, name, dataset in heads}
         datasets = {dataset for _, _, dataset in heads}
         instances = self.model.task_instances({dataset: documents for dataset in datasets}, wanted)
@@ -122,7 +116,7 @@ class Predictor:
             for instance in found:
                 by_namespace[instance.namespace].append(instance)
         predictions = self._decode(heads, by_namespace)
-        outputs = [{"doc_id": d.doc_id, "text": d.text, "sentences": d.sentences} for d in documents]
+        outputs = [{"doc_id": doc_id, "text": d.text, "sentences": d.sentences} for d, doc_id in zip(documents, doc_ids)]
         sentence_offsets = [d.sentence_offsets() for d in documents]
         for key, name, dataset in heads:
             task = self.model.task(name)

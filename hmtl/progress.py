@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -22,12 +23,14 @@ def duration(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int, description: str, unit: str, initial: int = 0, log_every: float = 30.0):
-        self.total, self.description, self.unit, self.log_every = total, description, unit, log_every
+    def __init__(self, total: int, description: str, unit: str, initial: int = 0, log_every: float = 30.0,
+                 note: Callable[[], str] | None = None):
+        """``note``: what else to show (mean losses, the run's ETA), asked for only when a line or the bar is
+        drawn, so the caller's loop does not build it at every step."""
+        self.total, self.description, self.unit, self.log_every, self.note = total, description, unit, log_every, note
         self.done = self.initial = initial
-        self.started = self.last_log = time.perf_counter()
+        self.started = self.last_log = self.last_note = time.perf_counter()
         self.bar = tqdm(total=total, initial=initial, desc=description, unit=unit, dynamic_ncols=True) if sys.stderr.isatty() else None
-        self.note = ""
 
     def eta(self) -> float | None:
         """Seconds left at the rate since the start (None before the first unit)."""
@@ -37,20 +40,19 @@ class Progress:
     def rate(self) -> float:
         return (self.done - self.initial) / max(time.perf_counter() - self.started, 1e-9)
 
-    def update(self, n: int = 1, note: str | None = None) -> None:
-        """``note``: what else to show (mean losses, the run's ETA)."""
+    def update(self, n: int = 1) -> None:
         self.done += n
-        if note is not None:
-            self.note = note
+        now = time.perf_counter()
         if self.bar is not None:
+            if self.note is not None and now - self.last_note >= 1.0:  # the bar redraws a few times a second
+                self.last_note = now
+                self.bar.set_postfix_str(self.note(), refresh=False)
             self.bar.update(n)
-            if note is not None:
-                self.bar.set_postfix_str(note, refresh=False)
-        elif time.perf_counter() - self.last_log >= self.log_every or self.done == self.total:
-            self.last_log = time.perf_counter()
-            eta = self.eta()
+        elif now - self.last_log >= self.log_every or self.done == self.total:
+            self.last_log = now
+            eta, note = self.eta(), self.note() if self.note is not None else ""
             logger.info("%s: %d/%d %s (%.1f %s/s), ETA %s%s", self.description, self.done, self.total, self.unit,
-                        self.rate(), self.unit, duration(eta) if eta is not None else "?", f", {self.note}" if self.note else "")
+                        self.rate(), self.unit, duration(eta) if eta is not None else "?", f", {note}" if note else "")
 
     def close(self) -> None:
         if self.bar is not None:

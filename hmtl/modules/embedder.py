@@ -260,14 +260,16 @@ class TransformerEmbedder(nn.Module):
         """(L, B, num_words, H) word states of every layer of a frozen transformer, computed once per sentence and
         kept (bf16) in the state cache, its handle in the features: later epochs skip the transformer entirely."""
         missing = [f for f in features if "transformer_cache" not in f]
+        fresh = {}  # computed now: used as they are, not read back from the cache
         if missing:
             longest = max(f["length"] for f in missing)
             layers = self._feature_states(missing)
             owners = self.owners(missing)
             pooled = torch.stack([self.pool(layer.float(), owners, longest) for layer in layers])
             for b, f in enumerate(missing):
-                f["transformer_cache"] = self.cache.put(pooled[:, b, : f["length"]].to(torch.bfloat16))
-        states = [self.cache.get(f["transformer_cache"]) for f in features]
+                fresh[id(f)] = pooled[:, b, : f["length"]].to(torch.bfloat16)
+                f["transformer_cache"] = self.cache.put(fresh[id(f)])
+        states = [fresh[id(f)] if id(f) in fresh else self.cache.get(f["transformer_cache"]) for f in features]
         out = torch.zeros(states[0].size(0), len(features), num_words, self.output_dim)
         for b, (f, cached) in enumerate(zip(features, states)):
             out[:, b, : f["length"]] = cached.float()

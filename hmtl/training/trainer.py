@@ -384,7 +384,8 @@ class Trainer:
         where = f"at step {self.resume_epoch['step']} of epoch {self.epoch + 1}" if self.resume_epoch else f"after epoch {self.epoch}"
         logger.info("resuming %s %s", self.dir, where)
 
-    def _write_metrics(self, test: dict | None = None) -> None:
+    def _write_metrics(self, test: dict | None = None) -> dict:
+        """Write metrics.json (epochs, best epoch, test) and return what it holds."""
         best = max(self.history, key=lambda h: self.metric_sign * h["validation"].get(self.metric_name, -math.inf), default=None)
         summary = {"validation_metric": self.config.trainer.validation_metric, "epochs": self.history}
         if best is not None:
@@ -393,6 +394,7 @@ class Trainer:
         if test is not None:
             summary["test"] = test
         (self.dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+        return summary
 
     # --------------------------------------------------------------- training
     def train(self) -> dict:
@@ -467,7 +469,8 @@ class Trainer:
         done = resume["step"] if resume else 0
         totals: dict[str, list] = resume["totals"] if resume else {}
         last_checkpoint = time.perf_counter()
-        progress = Progress(len(schedule), f"epoch {self.epoch + 1}/{trainer.num_epochs}", "steps", initial=done) if self.dist.is_main else None
+        progress = Progress(len(schedule), f"epoch {self.epoch + 1}/{trainer.num_epochs}", "steps", initial=done,
+                            note=lambda: self._progress_note(progress, totals)) if self.dist.is_main else None
         for step, name in enumerate(schedule, start=1):
             if cursors[name] == len(batches[name]):  # a group sampled more than its size starts a new pass
                 batches[name] = self.dist.shard(self._batches(groups[name], self.rng))
@@ -501,7 +504,7 @@ class Trainer:
                     for i, group in enumerate(self.optimizer.param_groups):
                         writer.add_scalar(f"learning_rate/{'transformer' if i else 'main'}", group["lr"], self.updates)
             if progress is not None:
-                progress.update(1, self._progress_note(progress, totals))
+                progress.update(1)
         if progress is not None:
             progress.close()
         if self.dist.world_size > 1:  # the mean over every rank's batches; each step trained W of them
@@ -548,11 +551,10 @@ class Trainer:
             raise HmtlError(f"{self.dir}: no best checkpoint was written")
         best = HierarchicalModel.from_pretrained(self.dir / "best")
         test = evaluate(best, self.instances["test"], self.config.trainer.batch_size, "testing", self.config.trainer.bf16) if self.instances["test"] else {}
-        self._write_metrics(test)
+        best_epoch = self._write_metrics(test).get("best_epoch", self.epoch)
         from torch.utils.tensorboard import SummaryWriter
 
         with SummaryWriter(str(self.dir / "log")) as writer:  # beside the validation curves, at the best epoch
-            best_epoch = json.loads((self.dir / "metrics.json").read_text()).get("best_epoch", self.epoch)
             for key, value in test.items():
                 writer.add_scalar(f"test/{key}", value, best_epoch)
         self.tracker.log_test(test, best_epoch)
