@@ -91,6 +91,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep_labels", default=None, help="comma-separated entity types to keep (after --label_map)")
     parser.add_argument("--output_file", default=None, help="JSON output (default: <serialization_dir>/evaluation.json)")
     parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one, else the CPU), cpu, cuda or cuda:N")
     parser.add_argument("--overrides", default=None,
                         help='JSON merged over the model\'s config for inference, e.g. \'{"embedder": {"transformer": {"context": 64}}}\'')
     args = parser.parse_args(argv)
@@ -105,7 +106,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         output = Path(args.output_file or Path(args.serialization_dir) / "evaluation.json")
         if args.output_file and not output.parent.is_dir():
             raise HmtlError(f"--output_file: folder {output.parent} does not exist")
-        model = load_model(args.serialization_dir, args.overrides)
+        model = load_model(args.serialization_dir, args.overrides, args.device)
         config = model.config
         task_name = None
         if args.namespace:
@@ -150,7 +151,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
                 continue
             print(f"warning: {namespace} never predicts the gold types "
                   f"{', '.join(f'{t} ({n})' for t, n in sorted(types.items()))}: they count as misses", file=sys.stderr)
-        metrics = evaluate(model, instances, args.batch_size, autocast=config.trainer.bf16)  # as validation ran
+        metrics = evaluate(model, instances, args.batch_size, bf16=config.trainer.bf16, fp16=config.trainer.fp16)  # as validation ran
         print(format_table(metrics))
         output.write_text(json.dumps(metrics, indent=2))
         print(f"written to {output}")
@@ -176,6 +177,7 @@ def predict_main(argv: list[str] | None = None) -> None:
                         help="comma-separated heads to run, e.g. ncbi__ner,conll03__ner (default: each task's first)")
     parser.add_argument("--batch_size", type=int, default=32, help="sentences per batch, across documents")
     parser.add_argument("--language", default="en", help="spaCy tokenizer language of the raw text")
+    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one, else the CPU), cpu, cuda or cuda:N")
     parser.add_argument("--max_document_chars", type=int, default=None,
                         help="refuse documents (lines) longer than this (default 200,000 characters)")
     args = parser.parse_args(argv)
@@ -193,7 +195,7 @@ def predict_main(argv: list[str] | None = None) -> None:
             raise HmtlError(f"--output_file: folder {Path(args.output_file).parent} does not exist")
         namespaces = args.namespaces.split(",") if args.namespaces else None
         limits = {"max_document_chars": args.max_document_chars} if args.max_document_chars else {}
-        predictor = Predictor.from_serialization_dir(args.serialization_dir, batch_size=args.batch_size,
+        predictor = Predictor.from_serialization_dir(args.serialization_dir, device=args.device, batch_size=args.batch_size,
                                                      language=args.language, **limits)
         predictor.heads(namespaces)  # an unknown namespace fails now, not after the first document
         source = sys.stdin if args.input_file == "-" else open(args.input_file, encoding="utf-8")

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hmtl.errors import ConfigError
 
@@ -161,7 +161,12 @@ class TrainerConfig(Section):
     patience: int = Field(default=5, ge=1)
     validation_metric: str = Field(default="+MEAN__all", description=(
         "+ (higher is better) or - then a metric name: MEAN__all, MEAN__<task>_<metric> or <namespace>_<metric>"))
-    bf16: bool = False
+    device: str = Field(default="auto", description=(
+        "auto (CUDA when available, else CPU), cpu, cuda or cuda:N; evaluation and prediction follow it"))
+    bf16: bool = Field(default=False, description="autocast in bfloat16 (CPU or CUDA)")
+    fp16: bool = Field(default=False, description="autocast in float16 with a gradient scaler (CUDA)")
+    num_workers: int = Field(default=0, ge=0, description=(
+        "DataLoader worker processes that collate batches ahead of the model; 0 collates in the training process"))
     num_threads: int | None = Field(default=None, ge=1)
     max_steps_per_epoch: int | None = Field(default=None, ge=1)
     checkpoint_every_minutes: float | None = Field(default=5.0, gt=0, description=(
@@ -169,6 +174,19 @@ class TrainerConfig(Section):
     checkpoint_every_updates: int | None = Field(default=None, ge=1, description="the same, every N updates")
     mlflow: MlflowConfig | None = Field(default=None, description=(
         "also log params, per-epoch and test metrics to MLflow (hmtl.tracking); default: TensorBoard only"))
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+            raise ValueError(f"unknown device {value!r}: expected auto, cpu, cuda or cuda:N")
+        return value
+
+    @model_validator(mode="after")
+    def _one_precision(self) -> "TrainerConfig":
+        if self.bf16 and self.fp16:
+            raise ValueError("bf16 and fp16 are both true; choose one")
+        return self
 
 
 class Config(Section):

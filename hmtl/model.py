@@ -6,7 +6,9 @@ Artefacts follow the Hugging Face layout: ``config.json``, ``labels.json``, ``mo
 """
 from __future__ import annotations
 
+import contextlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,10 +17,11 @@ from torch import nn
 
 import hmtl.tasks  # noqa: F401  (registers the task types)
 from hmtl.config import Config, LevelConfig, deep_merge, namespace, parse_config, parse_overrides
+from hmtl.device import resolve_device
 from hmtl.errors import HmtlError
 from hmtl.modules.embedder import Embedder
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task
+from hmtl.tasks.base import Instance, Task, TaskBatch
 
 WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE = "model.safetensors", "config.json", "labels.json"
 
@@ -32,10 +35,35 @@ class Level(nn.Module):
 
     def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         lengths = mask.sum(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
-        output, _ = self.lstm(packed)
+        packed = nn.utils.rnn.pack_padded_sequence(inputs.float(), lengths, batch_first=True, enforce_sorted=False)
+        # oneDNN has no bf16 LSTM on CPUs without bf16 instructions (it fails there): on the CPU the levels stay fp32
+        with torch.autocast("cpu", enabled=False) if inputs.device.type == "cpu" else contextlib.nullcontext():
+            output, _ = self.lstm(packed)
         output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
         return self.dropout(output)
+
+
+@dataclass
+class Batch:
+    """What the model reads in one step: the units (sentences or documents) the embedder and levels encode, the
+    embedder's input tensors, and each head's share (task name, ``TaskBatch``); heads joined by ``&`` read the
+    same units."""
+
+    units: list[Instance]
+    inputs: dict[str, torch.Tensor]
+    heads: list[tuple[str, TaskBatch]]
+
+    @classmethod
+    def of(cls, units: list[Instance], heads: list[tuple[str, list[Instance]]], tensors: tuple[dict, list[dict]]) -> "Batch":
+        """A batch from its instances and the tensors ``HierarchicalModel.collate_tensors`` made of them."""
+        inputs, head_tensors = tensors
+        return cls(units, inputs, [(name, TaskBatch(found, t)) for (name, found), t in zip(heads, head_tensors)])
+
+    def to(self, device: torch.device) -> "Batch":
+        def move(tensors: dict) -> dict:
+            return {key: value.to(device, non_blocking=True) for key, value in tensors.items()}
+
+        return Batch(self.units, move(self.inputs), [(name, TaskBatch(h.instances, move(h.tensors))) for name, h in self.heads])
 
 
 class HierarchicalModel(nn.Module):
@@ -80,13 +108,26 @@ class HierarchicalModel(nn.Module):
             raise HmtlError(f"{option + ': ' if option else ''}unknown namespace(s) {', '.join(map(str, unknown))}; "
                             f"the model has {', '.join(known)}")
 
-    def encode(
-        self, features: list[dict], depth: int, sentence_lengths: list[list[int] | None] | None = None
-    ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """Base embedding, the outputs of the first ``depth`` levels, and the token mask. With ``sentence_lengths``
-        (per item, None for a single sentence) the levels see each sentence of a document separately."""
-        base, mask = self.embedder(features)
-        by_sentence = sentence_lengths is not None and any(lengths and len(lengths) > 1 for lengths in sentence_lengths)
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def collate_tensors(self, units: list[Instance], heads: list[tuple[str, list[Instance]]]) -> tuple[dict, list[dict]]:
+        """A batch's tensors, from its instances alone: the embedder's inputs and each head's ``Task.collate``.
+        No model state is read, so DataLoader workers make them ahead of the model."""
+        return self.embedder.collate([u.features for u in units]), [self.tasks[name].collate(found) for name, found in heads]
+
+    def collate(self, heads: list[tuple[str, list[Instance]]], units: list[Instance] | None = None) -> Batch:
+        """``heads`` (task, instances) over the same units, collated in this process and moved to the model's device."""
+        units = heads[0][1] if units is None else units
+        return Batch.of(units, heads, self.collate_tensors(units, heads)).to(self.device)
+
+    def encode(self, batch: Batch, depth: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """Base embedding, the outputs of the first ``depth`` levels, and the token mask. A unit with several
+        sentences (a document) goes through the levels sentence by sentence."""
+        base, mask = self.embedder([u.features for u in batch.units], batch.inputs)
+        sentence_lengths = [u.sentence_lengths for u in batch.units]
+        by_sentence = any(lengths and len(lengths) > 1 for lengths in sentence_lengths)
         level_base, level_mask = self._split_sentences(base, mask, sentence_lengths) if by_sentence else (base, mask)
         outputs: list[torch.Tensor] = []
         for level in self.levels[:depth]:
@@ -100,39 +141,32 @@ class HierarchicalModel(nn.Module):
     @staticmethod
     def _split_sentences(base: torch.Tensor, mask: torch.Tensor, sentence_lengths: list) -> tuple[torch.Tensor, torch.Tensor]:
         """(items, T, D) -> (sentences, T_s, D) and its mask, sentences in item order."""
+        totals = mask.sum(1).tolist()
         pieces = [
             piece
             for b, lengths in enumerate(sentence_lengths)
-            for piece in base[b, : int(mask[b].sum())].split(lengths or [int(mask[b].sum())])
+            for piece in base[b, : totals[b]].split(lengths or [totals[b]])
         ]
         sentences = nn.utils.rnn.pad_sequence(pieces, batch_first=True)
-        return sentences, torch.arange(sentences.size(1)) < torch.tensor([len(p) for p in pieces]).unsqueeze(1)
+        lengths = torch.tensor([len(p) for p in pieces], device=base.device)
+        return sentences, torch.arange(sentences.size(1), device=base.device) < lengths.unsqueeze(1)
 
     def depth(self, task_name: str) -> int:
         """How many levels ``task_name`` reads: up to and including its own."""
         return self.config.level_index(self.config.task(task_name).level) + 1
 
-    def forward(self, batch: dict[str, list[Instance]]) -> dict[str, torch.Tensor]:
-        """Training loss of each task of a batch ``{task: instances}``. Tasks joined by ``&`` in the chain bring
-        instances of the same units in the same order: one pass through the levels, each head at its own."""
-        first = next(iter(batch.values()))
-        _, outputs, mask = self.encode([i.features for i in first], max(map(self.depth, batch)),
-                                       [i.sentence_lengths for i in first])
-        return {name: self.tasks[name].loss(outputs[self.depth(name) - 1], mask, instances)
-                for name, instances in batch.items()}
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Training loss of each head of a batch. Tasks joined by ``&`` in the chain bring instances of the same
+        units in the same order: one pass through the levels, each head at its own."""
+        _, outputs, mask = self.encode(batch, max(self.depth(name) for name, _ in batch.heads))
+        return {name: self.tasks[name].loss(outputs[self.depth(name) - 1], mask, head) for name, head in batch.heads}
 
     @torch.no_grad()
-    def decode(self, batch: list[Instance], task_name: str) -> list:
-        return self.decode_heads([(task_name, batch)])[0]
-
-    @torch.no_grad()
-    def decode_heads(self, heads: list[tuple[str, list[Instance]]]) -> list[list]:
-        """Predictions of several heads ``(task, instances)`` over the same units in the same order: one pass
-        through the levels, each head decoding at its own (as ``forward`` does for a ``&`` batch)."""
-        first = heads[0][1]
-        _, outputs, mask = self.encode([i.features for i in first], max(self.depth(name) for name, _ in heads),
-                                       [i.sentence_lengths for i in first])
-        return [self.tasks[name].decode(outputs[self.depth(name) - 1], mask, instances) for name, instances in heads]
+    def decode_heads(self, batch: Batch) -> list[list]:
+        """Predictions of each head of a batch (as ``forward``: one pass through the levels, each head decoding at
+        its own), in the order of ``batch.heads``."""
+        _, outputs, mask = self.encode(batch, max(self.depth(name) for name, _ in batch.heads))
+        return [self.tasks[name].decode(outputs[self.depth(name) - 1], mask, head) for name, head in batch.heads]
 
     def task_instances(self, documents: dict[str, list], namespaces: set[str] | None = None) -> dict[str, list[Instance]]:
         """Every task's prepared instances from ``{dataset: documents}`` (only those of ``namespaces`` when given);
@@ -173,13 +207,14 @@ class HierarchicalModel(nn.Module):
         the transformer pooled to words (``transformer_0`` = its input embeddings)."""
         was_training = self.training
         self.eval()
-        features = [self.embedder.prepare(s) for s in sentences]
-        base, outputs, mask = self.encode(features, len(self.levels))
+        units = [Instance(tokens=s, namespace="", features=self.embedder.prepare(s)) for s in sentences]
+        base, outputs, mask = self.encode(self.collate([], units), len(self.levels))
+        features = [u.features for u in units]
         layers = {"embedder": base}
         layers.update({name: states for name, states in zip(self.level_names(), outputs)})
         transformer = self.embedder.transformer
         if transformer_layers and transformer is not None:
-            owners, longest = transformer.owners(features), mask.size(1)
+            owners, longest = transformer.owners(features).to(mask.device), mask.size(1)
             for index, states in enumerate(transformer.layer_states([f["subwords"] for f in features])):
                 layers[f"transformer_{index}"] = transformer.pool(states.float(), owners, longest)
         self.train(was_training)
@@ -193,9 +228,11 @@ class HierarchicalModel(nn.Module):
         (directory / LABELS_FILE).write_text(json.dumps(self.label_vocab, indent=1))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, overrides: str | dict | None = None) -> "HierarchicalModel":
-        """A saved model; ``overrides`` change inference settings of its config (e.g. the transformer's document
-        context, bf16), not its shape."""
+    def from_pretrained(cls, directory: str | Path, overrides: str | dict | None = None,
+                        device: str = "cpu") -> "HierarchicalModel":
+        """A saved model on ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``: the ``--device`` of the commands);
+        ``overrides`` change inference settings of its config (e.g. the transformer's document context, bf16),
+        not its shape."""
         directory = Path(directory)
         for name in (WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE):
             if not (directory / name).exists():
@@ -216,7 +253,7 @@ class HierarchicalModel(nn.Module):
             raise HmtlError(f"{directory}: the weights do not fit the model its config describes"
                             f"{' with --overrides' if overrides else ''}: {str(error).strip().splitlines()[-1].strip()}") from None
         model.eval()
-        return model
+        return model.to(resolve_device(device, "--device"))
 
 
 def read_json(path: Path):
@@ -287,6 +324,6 @@ def module_of(parameter: str) -> str:
     return ".".join(parts[:4] if parts[0] == "tasks" else parts[:2])
 
 
-def load_model(serialization_dir: str | Path, overrides: str | dict | None = None) -> HierarchicalModel:
-    """The best model of a training run, or a saved model folder; see ``from_pretrained`` for ``overrides``."""
-    return HierarchicalModel.from_pretrained(saved_model_dir(serialization_dir), overrides)
+def load_model(serialization_dir: str | Path, overrides: str | dict | None = None, device: str = "cpu") -> HierarchicalModel:
+    """The best model of a training run, or a saved model folder; see ``from_pretrained``."""
+    return HierarchicalModel.from_pretrained(saved_model_dir(serialization_dir), overrides, device)

@@ -46,8 +46,9 @@ class Predictor:
         self.language = language
 
     @classmethod
-    def from_serialization_dir(cls, directory: str | Path, **kwargs) -> "Predictor":
-        return cls(load_model(directory), **kwargs)
+    def from_serialization_dir(cls, directory: str | Path, device: str = "auto", **kwargs) -> "Predictor":
+        """The best model of a training run on ``device`` (``auto``: a GPU when there is one)."""
+        return cls(load_model(directory, device=device), **kwargs)
 
     def check_text(self, text, where: str = "the text") -> None:
         """The one-line error for input that cannot be predicted on: not a string, empty, binary, too long."""
@@ -143,7 +144,7 @@ class Predictor:
             position = {id(instance): p for p, instance in enumerate(first)}
             for batch in make_batches(first, batch_size, length=self._length):
                 rows = [position[id(instance)] for instance in batch]
-                decoded = self.model.decode_heads([(name, [found[r] for r in rows]) for _, name, found in members])
+                decoded = self.model.decode_heads(self.model.collate([(name, [found[r] for r in rows]) for _, name, found in members]))
                 for (key, _, found), values in zip(members, decoded):
                     predictions[key].update(zip((id(found[r]) for r in rows), values))
         return predictions
@@ -162,7 +163,7 @@ class Predictor:
                  for name, task in self.model.tasks.items()]
         namespaces = {ns: {"task": name, "labels": list(task.labels[ns])}
                       for name, task in self.model.tasks.items() for ns in task.namespaces}
-        return {"tasks": tasks, "namespaces": namespaces, "language": self.language,
+        return {"tasks": tasks, "namespaces": namespaces, "language": self.language, "device": str(self.model.device),
                 "limits": {"max_document_chars": self.max_document_chars, "batch_size": self.batch_size}}
 
 

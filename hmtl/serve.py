@@ -289,6 +289,7 @@ def serve_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000; 0 picks a free one)")
     parser.add_argument("--batch_size", type=int, default=None, help="sentences per forward pass (default: the predictor's, 32)")
+    parser.add_argument("--device", default="auto", help="auto (a GPU when there is one, else the CPU), cpu, cuda or cuda:N")
     parser.add_argument("--max_body_bytes", type=int, default=MAX_BODY_BYTES,
                         help=f"refuse request bodies larger than this with 413 (default {MAX_BODY_BYTES:,})")
     parser.add_argument("--max_document_chars", type=int, default=None,
@@ -311,7 +312,7 @@ def serve_main(argv: list[str] | None = None) -> None:
         try:
             limits = {k: v for k, v in (("batch_size", args.batch_size), ("max_document_chars", args.max_document_chars))
                       if v is not None}
-            predictor = Predictor.from_serialization_dir(args.serialization_dir, **limits)
+            predictor = Predictor.from_serialization_dir(args.serialization_dir, device=args.device, **limits)
             app = create_app(predictor, args.max_body_bytes, serialization_dir=args.serialization_dir)
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host

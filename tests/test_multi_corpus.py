@@ -73,7 +73,7 @@ def test_two_datasets_on_one_task_keep_their_own_labels_and_metrics(task_type):
     for _ in range(80):
         for batch in by_namespace.values():
             optimizer.zero_grad()
-            model({"t": batch})["t"].backward()
+            model(model.collate([("t", batch)]))["t"].backward()
             optimizer.step()
     metrics = evaluate(model, instances, batch_size=8)
     metric = TASK_TYPES[task_type]
@@ -108,13 +108,13 @@ def test_chain_joins_tasks_on_one_batch_and_one_pass(tmp_path, monkeypatch):
     encode, forward = trainer.model.encode, type(trainer.model).forward
 
     def counting_forward(self, batch):
-        steps.append(({t: [i.source for i in b] for t, b in batch.items()}, []))
+        steps.append(({t: [i.source for i in b.instances] for t, b in batch.heads}, []))
         return forward(self, batch)
 
-    def counting_encode(features, depth, lengths=None):
+    def counting_encode(batch, depth):
         if steps:
             steps[-1][1].append(depth)
-        return encode(features, depth, lengths)
+        return encode(batch, depth)
 
     monkeypatch.setattr(trainer.model, "encode", counting_encode)
     monkeypatch.setattr(type(trainer.model), "forward", counting_forward)

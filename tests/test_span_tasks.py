@@ -84,7 +84,7 @@ def test_all_task_types_learn_a_toy_document():
     for _ in range(80):
         for name, batch in instances.items():
             optimizer.zero_grad()
-            model({name: batch})[name].backward()
+            model(model.collate([(name, batch)]))[name].backward()
             optimizer.step()
     metrics = evaluate(model, instances, batch_size=8)
     for key in ("MEAN__ner_f1", "MEAN__emd_f1", "MEAN__re_strict_micro_f1", "MEAN__coref_avg_f1"):
@@ -105,9 +105,9 @@ def test_levels_encode_a_document_sentence_by_sentence():
     (instance,) = model.prepare(model.task("coref").instances([document], "toy"))
     assert instance.sentence_lengths == [3, 5, 1]
     alone = model.prepare([Instance(["a", "b"], "x")])[0]  # a shorter single-sentence item in the same batch
-    _, joined, mask = model.encode([instance.features, alone.features], 2, [instance.sentence_lengths, None])
-    _, separate, _ = model.encode([model.embedder.prepare(s) for s in sentences], 2)
-    _, single, _ = model.encode([alone.features], 2)
+    _, joined, mask = model.encode(model.collate([], [instance, alone]), 2)
+    _, separate, _ = model.encode(model.collate([], model.prepare([Instance(s, "x") for s in sentences])), 2)
+    _, single, _ = model.encode(model.collate([], [alone]), 2)
     for level in range(2):
         expected = torch.cat([separate[level][i, : len(s)] for i, s in enumerate(sentences)])
         assert torch.allclose(joined[level][0, :9], expected, atol=1e-6)

@@ -72,12 +72,14 @@ class CRF(nn.Module):
         score = score + end
         lengths = mask.sum(1).tolist()
         best_last = score.argmax(1).tolist()
+        # one transfer (from a GPU), then plain lists: indexing a tensor per step costs a call each
+        pointers = torch.stack(backpointers, dim=1).tolist() if backpointers else [[] for _ in lengths]  # (B, T-1, K)
         paths = []
         for b, length in enumerate(lengths):
             tag = best_last[b]
             path = [tag]
             for t in range(length - 1, 0, -1):
-                tag = int(backpointers[t - 1][b, tag])
+                tag = pointers[b][t - 1][tag]
                 path.append(tag)
             paths.append(path[::-1])
         return paths

@@ -204,8 +204,10 @@ class TransformerEmbedder(nn.Module):
         for i, window in enumerate(windows):
             input_ids[i, : len(window)] = torch.tensor(window)
             attention[i, : len(window)] = 1
+        device = self.model.device
         with torch.set_grad_enabled(self.fine_tune and torch.is_grad_enabled()):
-            hidden = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=True).hidden_states
+            hidden = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                                output_hidden_states=True).hidden_states
         longest = max(len(ids) for ids in subwords)
         layers = []
         for states in hidden:
@@ -242,7 +244,7 @@ class TransformerEmbedder(nn.Module):
         """Word states (B, num_words, H) of a batch of prepared sentences."""
         if not self.fine_tune:
             return self._mix(list(self._cached_word_layers(features, num_words)))
-        return self.pool(self._mix(self._feature_states(features)), self.owners(features), num_words)
+        return self.pool(self._mix(self._feature_states(features)), self.owners(features).to(self.model.device), num_words)
 
     def _feature_states(self, features: list[dict]) -> list[torch.Tensor]:
         """``layer_states`` of prepared sentences, with their document context when they have one."""
@@ -264,16 +266,16 @@ class TransformerEmbedder(nn.Module):
         if missing:
             longest = max(f["length"] for f in missing)
             layers = self._feature_states(missing)
-            owners = self.owners(missing)
-            pooled = torch.stack([self.pool(layer.float(), owners, longest) for layer in layers])
+            owners = self.owners(missing).to(self.model.device)
+            pooled = torch.stack([self.pool(layer.float(), owners, longest) for layer in layers]).to(torch.bfloat16).cpu()
             for b, f in enumerate(missing):
-                fresh[id(f)] = pooled[:, b, : f["length"]].to(torch.bfloat16)
+                fresh[id(f)] = pooled[:, b, : f["length"]].clone()  # not a view that would keep the batch
                 f["transformer_cache"] = self.cache.put(fresh[id(f)])
         states = [fresh[id(f)] if id(f) in fresh else self.cache.get(f["transformer_cache"]) for f in features]
-        out = torch.zeros(states[0].size(0), len(features), num_words, self.output_dim)
+        out = torch.zeros(states[0].size(0), len(features), num_words, self.output_dim, dtype=torch.bfloat16)
         for b, (f, cached) in enumerate(zip(features, states)):
-            out[:, b, : f["length"]] = cached.float()
-        return out
+            out[:, b, : f["length"]] = cached
+        return out.to(self.model.device).float()  # the cache stays in CPU memory (or on disk); one copy per batch
 
 
 class StateCache:
@@ -332,23 +334,35 @@ class Embedder(nn.Module):
             features["context"] = self.transformer.context_ids(*context)
         return features
 
-    def forward(self, features: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embed a batch of prepared sentences: (B, T, D) states and the (B, T) bool mask."""
+    def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        """A batch's input tensors from the prepared features (CPU, no model state, so a DataLoader worker can make
+        them): the (B, T) mask, GloVe ids (B, T), character ids (B, T, W)."""
         lengths = [f["length"] for f in features]
         batch, longest = len(features), max(lengths)
         mask = torch.arange(longest).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)
-        parts = []
+        inputs = {"mask": mask}
         if self.glove is not None:
             ids = torch.zeros(batch, longest, dtype=torch.long)
             for b, f in enumerate(features):
                 ids[b, : f["length"]] = torch.tensor(f["glove"])
-            parts.append(self.glove(ids))
+            inputs["glove"] = ids
         if self.char_cnn is not None:
             width = max(3, max(max(len(c) for c in f["chars"]) for f in features))
             ids = torch.zeros(batch, longest, width, dtype=torch.long)
             # one tensor for every word of the batch (row-major, as the mask lists them), not one per word
             ids[mask] = torch.tensor([chars + [PAD] * (width - len(chars)) for f in features for chars in f["chars"]])
-            parts.append(self.char_cnn(ids))
+            inputs["chars"] = ids
+        return inputs
+
+    def forward(self, features: list[dict], inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed a batch of prepared sentences (their features and ``collate``'s tensors, on the model's device):
+        (B, T, D) states and the (B, T) bool mask."""
+        mask = inputs["mask"]
+        parts = []
+        if self.glove is not None:
+            parts.append(self.glove(inputs["glove"]))
+        if self.char_cnn is not None:
+            parts.append(self.char_cnn(inputs["chars"]))
         if self.transformer is not None:
-            parts.append(self.transformer(features, longest))
+            parts.append(self.transformer(features, mask.size(1)))
         return self.dropout(torch.cat([p.float() for p in parts], dim=-1)), mask

@@ -92,7 +92,7 @@ def pool_between(states: torch.Tensor, heads: torch.Tensor, tails: torch.Tensor)
     """Max over the tokens strictly between two spans: states (T, D), heads and tails (P, 2) end-exclusive -> (P, D);
     zeros where the spans touch or overlap."""
     start, end = torch.minimum(heads[:, 1], tails[:, 1]), torch.maximum(heads[:, 0], tails[:, 0])
-    positions = torch.arange(states.size(0))
+    positions = torch.arange(states.size(0), device=states.device)
     between = (positions >= start[:, None]) & (positions < end[:, None])
     pooled = states.unsqueeze(0).masked_fill(~between.unsqueeze(-1), float("-inf")).amax(dim=1)
     return pooled.masked_fill(~between.any(-1, keepdim=True), 0)
@@ -104,7 +104,7 @@ def prune(scores: torch.Tensor, mask: torch.Tensor, keep: list[int]) -> tuple[to
         scores[b].masked_fill(~mask[b], float("-inf")).topk(min(k, int(mask[b].sum()))).indices.sort().values
         for b, k in enumerate(keep)
     ]
-    indices = torch.zeros(len(keep), max(1, max(len(c) for c in chosen)), dtype=torch.long)
+    indices = torch.zeros(len(keep), max(1, max(len(c) for c in chosen)), dtype=torch.long, device=scores.device)
     kept = torch.zeros_like(indices, dtype=torch.bool)
     for b, c in enumerate(chosen):
         indices[b, : len(c)] = c

@@ -86,7 +86,8 @@ def random_encoder(dim: int = 384, seed: int = 0) -> EncoderFn:
     return encode
 
 
-def untrained_encoder(serialization_dir: str | Path, seed: int = 0, transformer_layers: bool = False) -> EncoderFn:
+def untrained_encoder(serialization_dir: str | Path, seed: int = 0, transformer_layers: bool = False,
+                      device: str = "cpu") -> EncoderFn:
     """The trained model's architecture (its ``best/config.json`` and labels) with fresh random weights.
 
     A hook for the probing table's "untrained" rows: it relies on ``hmtl.model.HierarchicalModel(config, labels)``
@@ -98,6 +99,7 @@ def untrained_encoder(serialization_dir: str | Path, seed: int = 0, transformer_
     best = Path(serialization_dir) / "best"
     try:
         from hmtl.config import parse_config
+        from hmtl.device import resolve_device
         from hmtl.model import CONFIG_FILE, LABELS_FILE, HierarchicalModel
     except ImportError as error:
         raise ProbingError(f"the untrained-model baseline needs the model code ({error})") from None
@@ -108,5 +110,5 @@ def untrained_encoder(serialization_dir: str | Path, seed: int = 0, transformer_
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = HierarchicalModel(config, json.loads((best / LABELS_FILE).read_text()))
-    model.eval()
+    model.to(resolve_device(device, "--device")).eval()
     return model_encoder(model, transformer_layers)

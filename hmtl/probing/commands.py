@@ -121,6 +121,7 @@ def senteval_layers_parser() -> argparse.ArgumentParser:
                         help="also probe the untrained model (same architecture and pretrained parts, fresh weights)")
     parser.add_argument("--random_dim", type=int, default=384, help="dimension of the random word vectors")
     parser.add_argument("--batch_size", type=int, default=64, help="sentences per encoder call")
+    parser.add_argument("--device", default="auto", help="where the model encodes: auto (a GPU when there is one), cpu, cuda, cuda:N")
     parser.add_argument("--seed", type=int, default=1111)
     parser.add_argument("--max_iter", type=int, default=ProbeConfig.max_iter, help="L-BFGS iterations (logreg)")
     parser.add_argument("--mlp_search", action="store_true",
@@ -155,21 +156,22 @@ def check_serialization_dir(serialization_dir: str | Path) -> Path:
     return directory
 
 
-def load_trained_encoder(serialization_dir: Path, transformer_layers: bool = False) -> tuple[EncoderFn, str]:
+def load_trained_encoder(serialization_dir: Path, transformer_layers: bool = False, device: str = "cpu") -> tuple[EncoderFn, str]:
     """The default factory: ``hmtl.model.load_model`` (imported here, so the rest works without the model code)."""
     from hmtl.model import load_model
     from hmtl.probing.extract import model_encoder
 
-    model = load_model(serialization_dir)
+    model = load_model(serialization_dir, device=device)
     model.eval()
     return model_encoder(model, transformer_layers), model_fingerprint(serialization_dir)
 
 
-def load_untrained_encoder(serialization_dir: Path, seed: int, transformer_layers: bool = False) -> tuple[EncoderFn, str]:
+def load_untrained_encoder(serialization_dir: Path, seed: int, transformer_layers: bool = False,
+                           device: str = "cpu") -> tuple[EncoderFn, str]:
     from hmtl.probing.baselines import untrained_encoder
 
     identity = f"untrained:{seed}:{model_fingerprint(serialization_dir)}"
-    return untrained_encoder(serialization_dir, seed, transformer_layers), identity
+    return untrained_encoder(serialization_dir, seed, transformer_layers, device), identity
 
 
 def senteval_layers_main(argv: list[str] | None = None, encoder_factory: EncoderFactory | None = None,
@@ -187,7 +189,8 @@ def senteval_layers_main(argv: list[str] | None = None, encoder_factory: Encoder
         directory = Path(args.serialization_dir)
         if encoder_factory is None:
             directory = check_serialization_dir(directory)
-            encoder_factory = functools.partial(load_trained_encoder, transformer_layers=args.transformer_layers)
+            encoder_factory = functools.partial(load_trained_encoder, transformer_layers=args.transformer_layers,
+                                                device=args.device)
         elif not directory.is_dir():
             raise ProbingError(f"serialization directory {directory} does not exist")
         config = ProbeConfig(classifier=args.classifier, protocol=args.protocol, seed=args.seed,
@@ -210,7 +213,7 @@ def senteval_layers_main(argv: list[str] | None = None, encoder_factory: Encoder
         layers = check_layers(encoder_fn, args.layers)
         encoders = [Encoder(encoder_fn, layers, model_id)]
         if args.untrained:
-            factory = untrained_factory or functools.partial(load_untrained_encoder,
+            factory = untrained_factory or functools.partial(load_untrained_encoder, device=args.device,
                                                              transformer_layers=args.transformer_layers)
             fn, untrained_id = factory(directory, args.seed)
             encoders.append(Encoder(fn, check_layers(fn, layers), untrained_id, prefix="untrained:", kind="untrained"))

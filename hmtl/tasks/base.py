@@ -35,6 +35,25 @@ class Instance:
     context: tuple[list[str], list[str]] = ([], [])
 
 
+@dataclass
+class TaskBatch:
+    """One head's share of a batch: its instances (gold targets, sources) and the tensors its task's ``collate``
+    made from them (gold tags, span indices, ...), on the model's device."""
+
+    instances: list[Instance]
+    tensors: dict[str, torch.Tensor]
+
+    @property
+    def namespace(self) -> str:
+        return self.instances[0].namespace
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self.tensors[key]
+
+
 def span_json(span: Span, offset: int) -> dict:
     """A predicted span as exported: document-level token offsets (``offset`` = the unit's first token), and its
     label when it has one; the predictor adds the surface text and character offsets."""
@@ -67,7 +86,8 @@ def sentence_context(document: Document, index: int) -> tuple[list[str], list[st
 
 
 class Task(nn.Module):
-    """Base class; subclasses define ``Options``, ``label_sets``, ``instances``, ``loss``, ``decode``, ``score``."""
+    """Base class; subclasses define ``Options``, ``label_sets``, ``instances``, ``collate``, ``loss``, ``decode``,
+    ``export``, ``new_scorer``."""
 
     class Options(Section):
         batch_size: int | None = None  # instances per batch for this task; default: trainer.batch_size
@@ -122,10 +142,15 @@ class Task(nn.Module):
         """The entity types the head of ``ns`` can predict; None for a task that predicts no typed spans."""
         return None
 
-    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
+    def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
+        """The tensors ``loss`` and ``decode`` read, from the instances alone (CPU, no model state): run in a
+        DataLoader worker ahead of the model (``hmtl.training.batching.collated``)."""
+        return {}
+
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
         raise NotImplementedError
 
-    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[Any]:
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[Any]:
         raise NotImplementedError
 
     def export(self, prediction: Any, offset: int) -> dict[str, list]:

@@ -20,7 +20,7 @@ from hmtl.data.document import Document, Span
 from hmtl.metrics.coref import CorefMetrics
 from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, prune, span_tensor
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, span_json
+from hmtl.tasks.base import Instance, Task, TaskBatch, span_json
 from hmtl.tasks.span_classifier import span_instances
 
 DISTANCE_BUCKETS = [1, 2, 3, 4, 5, 8, 16, 32, 64]
@@ -75,57 +75,68 @@ class Coreference(Task):
     def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
         return span_instances(documents, namespace(dataset, self.name), "document")
 
-    def _score(self, states: torch.Tensor, instance: Instance, b: int) -> tuple:
-        """Pruned mentions, their top antecedents and the antecedent scores (dummy first) for one document."""
-        spans = enumerate_spans(instance.target.lengths, self.options.max_width)
-        tensor, span_mask = span_tensor([spans])
-        representations = self.extractor(states[b : b + 1], tensor)[0]
+    def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
+        """Every enumerated span (B, S, 2) with its mask, and each span's gold cluster index (-1: no mention)."""
+        spans = [enumerate_spans(i.target.lengths, self.options.max_width) for i in instances]
+        tensor, mask = span_tensor(spans)
+        clusters = torch.full(mask.shape, -1, dtype=torch.long)
+        for b, (instance, enumerated) in enumerate(zip(instances, spans)):
+            cluster_of = {span.bounds: c for c, cluster in enumerate(instance.target.clusters) for span in cluster}
+            clusters[b, : len(enumerated)] = torch.tensor([cluster_of.get(span, -1) for span in enumerated], dtype=torch.long)
+        return {"spans": tensor, "span_mask": mask, "clusters": clusters}
+
+    def _score(self, states: torch.Tensor, batch: TaskBatch, b: int, count: int) -> tuple:
+        """For document ``b`` (its ``count`` spans): the indices of the pruned mentions among its spans, their top
+        antecedents, which of those are real, the antecedent scores (dummy first) and every span's mention score."""
+        instance = batch.instances[b]
+        representations = self.extractor(states[b : b + 1], batch["spans"][b : b + 1, :count])[0]
         mention_scores = self.mention_scorer(representations).squeeze(-1)
         keep = max(1, math.ceil(self.options.mention_ratio * sum(instance.target.lengths)))
-        kept, _ = prune(mention_scores.unsqueeze(0).detach(), span_mask, [keep])
+        kept, _ = prune(mention_scores.unsqueeze(0).detach(), batch["span_mask"][b : b + 1, :count], [keep])
         kept = kept[0]
         g, s_m = representations[kept], mention_scores[kept]
         k = g.size(0)
-        earlier = torch.arange(k).unsqueeze(1) > torch.arange(k).unsqueeze(0)  # (i, j): j is before i
+        order = torch.arange(k, device=g.device)
+        earlier = order.unsqueeze(1) > order.unsqueeze(0)  # (i, j): j is before i
         coarse = s_m.unsqueeze(1) + s_m.unsqueeze(0) + self.coarse(g) @ g.t()
         coarse = coarse.masked_fill(~earlier, float("-inf"))
         top = min(self.options.max_antecedents, k)
         coarse_top, antecedents = coarse.topk(top, dim=1)  # (k, top)
         valid = torch.isfinite(coarse_top)
-        distance = distance_bucket((torch.arange(k).unsqueeze(1) - antecedents).clamp(min=0))
+        distance = distance_bucket((order.unsqueeze(1) - antecedents).clamp(min=0))
         fine = self.pair_scorer(g, antecedents, distance)
         scores = (coarse_top.masked_fill(~valid, 0) + fine).masked_fill(~valid, -1e4)
         scores = torch.cat([scores.new_zeros(k, 1), scores], dim=1)  # dummy antecedent scores 0
-        mentions = [spans[i] for i in kept.tolist()]
-        return mentions, antecedents, valid, scores, spans, mention_scores
+        return kept, antecedents, valid, scores, mention_scores
 
-    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
         total = states.new_zeros(())
-        for b, instance in enumerate(batch):
-            mentions, antecedents, valid, scores, spans, mention_scores = self._score(states, instance, b)
-            cluster_of = {span.bounds: c for c, cluster in enumerate(instance.target.clusters) for span in cluster}
-            is_mention = torch.tensor([float(span in cluster_of) for span in spans])
+        for b, count in enumerate(batch["span_mask"].sum(1).tolist()):
+            kept, antecedents, valid, scores, mention_scores = self._score(states, batch, b, count)
+            clusters = batch["clusters"][b, :count]
             mention_loss = self.options.mention_loss_weight * nn.functional.binary_cross_entropy_with_logits(
-                mention_scores.float(), is_mention, reduction="sum")
-            ids = torch.tensor([cluster_of.get(m, -1 - i) for i, m in enumerate(mentions)])
+                mention_scores.float(), (clusters >= 0).float(), reduction="sum")
+            ids = clusters[kept]
+            ids = torch.where(ids >= 0, ids, -1 - torch.arange(len(ids), device=ids.device))  # a non-mention: its own
             gold = (ids[antecedents] == ids.unsqueeze(1)) & valid & (ids.unsqueeze(1) >= 0)
             gold = torch.cat([~gold.any(1, keepdim=True), gold], dim=1)
             scores = scores.float()
             document_loss = mention_loss + (torch.logsumexp(scores, 1) - torch.logsumexp(scores.masked_fill(~gold, -1e4), 1)).sum()
-            total = total + document_loss / len(instance.target.lengths)
+            total = total + document_loss / len(batch.instances[b].target.lengths)
         return total / len(batch)
 
-    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[list[list[tuple[int, int]]]]:
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[list[list[tuple[int, int]]]]:
         predictions = []
-        for b, instance in enumerate(batch):
-            mentions, antecedents, _, scores, _, _ = self._score(states, instance, b)
-            best = scores.argmax(1).tolist()
+        for b, count in enumerate(batch["span_mask"].sum(1).tolist()):
+            kept, antecedents, _, scores, _ = self._score(states, batch, b, count)
+            mentions = [tuple(span) for span in batch["spans"][b, kept].tolist()]
+            best, antecedents = scores.argmax(1).tolist(), antecedents.tolist()
             cluster_of: dict[int, int] = {}
             clusters: list[list[tuple[int, int]]] = []
             for i, choice in enumerate(best):
                 if choice == 0:
                     continue
-                j = int(antecedents[i, choice - 1])
+                j = antecedents[i][choice - 1]
                 if j not in cluster_of:
                     cluster_of[j] = len(clusters)
                     clusters.append([mentions[j]])

@@ -13,7 +13,7 @@ from hmtl.data.tagging import spans_to_tags, tags_to_spans
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.crf import CRF, transition_constraints
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, sentence_context, span_json
+from hmtl.tasks.base import Instance, Task, TaskBatch, sentence_context, span_json
 
 logger = logging.getLogger(__name__)
 
@@ -127,16 +127,20 @@ class CrfTagger(Task):
     def emissions(self, states: torch.Tensor, ns: str) -> torch.Tensor:
         return self.projections[ns](self.dropout(states))
 
-    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
-        ns = batch[0].namespace
-        index = self.tag_index[ns]
-        tags = torch.zeros(mask.shape, dtype=torch.long)
-        for b, instance in enumerate(batch):
+    def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
+        """Gold tag indices (B, T), zero-padded (tags the head does not know become its first tag)."""
+        index = self.tag_index[instances[0].namespace]
+        tags = torch.zeros(len(instances), max(len(i.tokens) for i in instances), dtype=torch.long)
+        for b, instance in enumerate(instances):
             tags[b, : len(instance.target)] = torch.tensor([index.get(t, 0) for t in instance.target])
-        return self.crfs[ns](self.emissions(states, ns), tags, mask) / len(batch)
+        return {"tags": tags}
 
-    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[list[str]]:
-        ns = batch[0].namespace
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
+        ns = batch.namespace
+        return self.crfs[ns](self.emissions(states, ns), batch["tags"], mask) / len(batch)
+
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[list[str]]:
+        ns = batch.namespace
         paths = self.crfs[ns].viterbi(self.emissions(states, ns), mask)
         return [[self.labels[ns][i] for i in path] for path in paths]
 

@@ -20,7 +20,7 @@ from hmtl.metrics.relation import RelationF1
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.spans import feedforward, pool_between
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, span_json
+from hmtl.tasks.base import Instance, TaskBatch, span_json
 from hmtl.tasks.span_classifier import NULL, SpanClassifier
 
 
@@ -73,6 +73,28 @@ class RelationExtractor(SpanClassifier):
     def entity_types(self, ns: str) -> list[str]:
         return self.labels[ns]["entities"]
 
+    def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
+        """The span classifier's tensors, plus each instance's gold relations as span index pairs (B, R, 2), their
+        label indices (B, R) and a mask (relations whose arguments are no enumerated span are left out)."""
+        spans = self._spans(instances)
+        tensors = self._span_tensors(instances, spans)
+        index = self.relation_index[instances[0].namespace]
+        found = []
+        for instance, enumerated in zip(instances, spans):
+            position = {bounds: k for k, bounds in enumerate(enumerated)}
+            found.append({(position[r.head.bounds], position[r.tail.bounds]): index.get(r.label, 0)
+                          for r in instance.target.relations if r.head.bounds in position and r.tail.bounds in position})
+        most = max(1, max(map(len, found)))
+        pairs = torch.zeros(len(instances), most, 2, dtype=torch.long)
+        labels = torch.zeros(len(instances), most, dtype=torch.long)
+        pair_mask = torch.zeros(len(instances), most, dtype=torch.bool)
+        for b, gold in enumerate(found):
+            if gold:
+                pairs[b, : len(gold)] = torch.tensor(list(gold))
+                labels[b, : len(gold)] = torch.tensor(list(gold.values()))
+                pair_mask[b, : len(gold)] = True
+        return {**tensors, "pairs": pairs, "pair_labels": labels, "pair_mask": pair_mask}
+
     def _pair_logits(self, states: torch.Tensor, bounds: torch.Tensor, representations: torch.Tensor, type_logits: torch.Tensor,
                      pairs: torch.Tensor, ns: str) -> torch.Tensor:
         """One instance: token states (T, D), span bounds (S, 2), span representations and type logits, pairs (P, 2)."""
@@ -82,49 +104,49 @@ class RelationExtractor(SpanClassifier):
         features = [head, tail, head * tail, context.to(head.dtype), types[pairs[:, 0]], types[pairs[:, 1]]]
         return self.pair_classifiers[ns](torch.cat(features, dim=-1))
 
-    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
-        spans, bounds, span_mask, logits, representations = self._logits(states, batch, with_representations=True)
-        entity_loss = self._entity_loss(spans, span_mask, logits, batch)
-        ns = batch[0].namespace
-        index = self.relation_index[ns]
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
+        """Entity typing over every span, plus cross-entropy over the gold pairs and sampled negative pairs of the
+        candidates (gold entities and the spans the model finds most entity-like, which depend on the model)."""
+        logits, representations = self._logits(states, batch)
+        entity_loss = self._entity_loss(logits, batch)
         not_null = 1 - logits.float().softmax(-1)[..., 0]
+        counts = batch["span_mask"].sum(1).tolist()
+        gold_spans, gold_pairs = (batch["gold"] > 0).cpu(), batch["pairs"].cpu()
         pair_losses = []
-        for b, instance in enumerate(batch):
-            position = {bounds: k for k, bounds in enumerate(spans[b])}
-            gold_spans = [position[e.bounds] for e in instance.target.entities if e.bounds in position]
+        for b, instance in enumerate(batch.instances):
+            n = counts[b]
             keep = math.ceil(self.options.candidate_ratio * sum(instance.target.lengths))
-            ranked = not_null[b, : len(spans[b])].topk(min(keep, len(spans[b]))).indices.tolist()
-            candidates = list(dict.fromkeys(gold_spans + ranked))
-            gold = {(position[r.head.bounds], position[r.tail.bounds]): index.get(r.label, 0) for r in instance.target.relations
-                    if r.head.bounds in position and r.tail.bounds in position}
+            ranked = not_null[b, :n].topk(min(keep, n)).indices.tolist()
+            candidates = list(dict.fromkeys(gold_spans[b].nonzero().flatten().tolist() + ranked))
+            positives = [tuple(p) for p in gold_pairs[b][batch["pair_mask"][b].cpu()].tolist()]
+            gold = set(positives)
             negatives = [(h, t) for h in candidates for t in candidates if h != t and (h, t) not in gold]
             if len(negatives) > self.options.negative_samples:
                 chosen = torch.randperm(len(negatives))[: self.options.negative_samples].tolist()
                 negatives = [negatives[i] for i in chosen]
-            pairs = list(gold) + negatives
-            if not pairs:
+            if not positives and not negatives:
                 continue
-            labels = torch.tensor([gold.get(p, 0) for p in pairs])
-            pair_logits = self._pair_logits(states[b], bounds[b], representations[b], logits[b], torch.tensor(pairs), ns)
+            labels = torch.cat([batch["pair_labels"][b][batch["pair_mask"][b]],
+                                torch.zeros(len(negatives), dtype=torch.long, device=states.device)])
+            pairs = torch.tensor(positives + negatives, dtype=torch.long, device=states.device)
+            pair_logits = self._pair_logits(states[b], batch["spans"][b], representations[b], logits[b], pairs, batch.namespace)
             pair_losses.append(nn.functional.cross_entropy(pair_logits.float(), labels, reduction="sum"))
         relation_loss = torch.stack(pair_losses).sum() / len(batch) if pair_losses else logits.sum() * 0
         return entity_loss + self.options.relation_weight * relation_loss
 
-    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[tuple[list[Span], list[Relation]]]:
-        spans, bounds, span_mask, logits, representations = self._logits(states, batch, with_representations=True)
-        entities = self._decode_entities(spans, span_mask, logits, batch)
-        ns = batch[0].namespace
-        relation_labels = self.relation_labels[ns]
-        position = [{bounds: k for k, bounds in enumerate(s)} for s in spans]
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[tuple[list[Span], list[Relation]]]:
+        logits, representations = self._logits(states, batch)
+        relation_labels = self.relation_labels[batch.namespace]
         results = []
-        for b, found in enumerate(entities):
-            relations = []
+        for b, found in enumerate(self._decode_entities(logits, batch)):
+            entities, relations = [span for span, _ in found], []
             if len(found) > 1:
                 pairs = [(h, t) for h in range(len(found)) for t in range(len(found)) if h != t]
-                rows = torch.tensor([(position[b][found[h].bounds], position[b][found[t].bounds]) for h, t in pairs])
-                predicted = self._pair_logits(states[b], bounds[b], representations[b], logits[b], rows, ns).argmax(-1).tolist()
-                relations = [Relation(found[h], found[t], relation_labels[p]) for (h, t), p in zip(pairs, predicted) if p]
-            results.append((found, relations))
+                rows = torch.tensor([(found[h][1], found[t][1]) for h, t in pairs], device=states.device)
+                predicted = self._pair_logits(states[b], batch["spans"][b], representations[b], logits[b], rows,
+                                              batch.namespace).argmax(-1).tolist()
+                relations = [Relation(entities[h], entities[t], relation_labels[p]) for (h, t), p in zip(pairs, predicted) if p]
+            results.append((entities, relations))
         return results
 
     def export(self, prediction: tuple[list[Span], list[Relation]], offset: int) -> dict[str, list]:

@@ -13,7 +13,7 @@ from hmtl.data.document import Document, Relation, Span
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, span_tensor
 from hmtl.registry import TASKS
-from hmtl.tasks.base import Instance, Task, sentence_context, span_json
+from hmtl.tasks.base import Instance, Task, TaskBatch, sentence_context, span_json
 
 NULL = "O"
 
@@ -112,42 +112,55 @@ class SpanClassifier(Task):
     def entity_types(self, ns: str) -> list[str]:
         return self.labels[ns]
 
-    def _logits(self, states: torch.Tensor, batch: list[Instance], with_representations: bool = False) -> tuple:
-        """Enumerated spans per instance, their (B, S, 2) tensor and mask, type logits (and representations)."""
-        spans = [enumerate_spans(i.target.lengths, self.options.max_width) for i in batch]
-        tensor, mask = span_tensor(spans)
-        representations = self.extractor(states, tensor)
-        logits = self.classifiers[batch[0].namespace](representations)
-        return (spans, tensor, mask, logits, representations) if with_representations else (spans, tensor, mask, logits)
+    def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
+        """Every enumerated span (B, S, 2) with its mask, and each span's gold type index (0: not an entity)."""
+        return self._span_tensors(instances, self._spans(instances))
 
-    def _entity_loss(self, spans: list, span_mask: torch.Tensor, logits: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
-        index = self.type_index[batch[0].namespace]
-        gold = torch.zeros(span_mask.shape, dtype=torch.long)
-        for b, instance in enumerate(batch):
+    def _spans(self, instances: list[Instance]) -> list[list[tuple[int, int]]]:
+        return [enumerate_spans(i.target.lengths, self.options.max_width) for i in instances]
+
+    def _span_tensors(self, instances: list[Instance], spans: list[list[tuple[int, int]]]) -> dict[str, torch.Tensor]:
+        tensor, mask = span_tensor(spans)
+        index = self.type_index[instances[0].namespace]
+        gold = torch.zeros(mask.shape, dtype=torch.long)
+        for b, instance in enumerate(instances):
             position = {bounds: k for k, bounds in enumerate(spans[b])}
             for entity in instance.target.entities:
                 if entity.bounds in position:
                     gold[b, position[entity.bounds]] = index.get(entity.label, 0)
-        losses = nn.functional.cross_entropy(logits.float().flatten(0, 1), gold.flatten(), reduction="none")
-        return (losses * span_mask.flatten()).sum() / len(batch)
+        return {"spans": tensor, "span_mask": mask, "gold": gold}
 
-    def _decode_entities(self, spans: list, span_mask: torch.Tensor, logits: torch.Tensor, batch: list[Instance]) -> list[list[Span]]:
-        types = self.entity_types(batch[0].namespace)
+    def _logits(self, states: torch.Tensor, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Type logits (B, S, types) of the batch's enumerated spans, and their representations."""
+        representations = self.extractor(states, batch["spans"])
+        return self.classifiers[batch.namespace](representations), representations
+
+    @staticmethod
+    def _entity_loss(logits: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
+        losses = nn.functional.cross_entropy(logits.float().flatten(0, 1), batch["gold"].flatten(), reduction="none")
+        return (losses * batch["span_mask"].flatten()).sum() / len(batch)
+
+    def _decode_entities(self, logits: torch.Tensor, batch: TaskBatch) -> list[list[tuple[Span, int]]]:
+        """Each instance's predicted entities, sorted, with the index of their span in the batch's spans."""
+        types = self.entity_types(batch.namespace)
         best, label = logits.float().softmax(-1).max(-1)
+        found = (label > 0) & batch["span_mask"]
+        best, label, found, spans = best.cpu(), label.cpu(), found.cpu(), batch["spans"].cpu()
         predictions = []
         for b in range(len(batch)):
-            found = [i for i in (label[b] > 0).nonzero().flatten().tolist() if span_mask[b, i]]
-            candidates = [(float(best[b, i]), Span(*spans[b][i], types[int(label[b, i])])) for i in found]
-            predictions.append(flat_decode(candidates) if self.options.flat else sorted(s for _, s in candidates))
+            rows = found[b].nonzero().flatten().tolist()
+            candidates = [(float(best[b, i]), Span(*spans[b, i].tolist(), types[int(label[b, i])]), i) for i in rows]
+            if self.options.flat:
+                kept = set(flat_decode([(score, span) for score, span, _ in candidates]))
+                candidates = [c for c in candidates if c[1] in kept]
+            predictions.append(sorted((span, i) for _, span, i in candidates))
         return predictions
 
-    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> torch.Tensor:
-        spans, _, span_mask, logits = self._logits(states, batch)
-        return self._entity_loss(spans, span_mask, logits, batch)
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
+        return self._entity_loss(self._logits(states, batch)[0], batch)
 
-    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: list[Instance]) -> list[list[Span]]:
-        spans, _, span_mask, logits = self._logits(states, batch)
-        return self._decode_entities(spans, span_mask, logits, batch)
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[list[Span]]:
+        return [[span for span, _ in found] for found in self._decode_entities(self._logits(states, batch)[0], batch)]
 
     def export(self, prediction: list[Span], offset: int) -> dict[str, list]:
         return {"mentions": [span_json(s, offset) for s in prediction]}

@@ -1,8 +1,8 @@
 """Data-parallel training under torchrun (``torch.distributed`` + ``DistributedDataParallel``).
 
 ``torchrun --nproc_per_node N train.py ...`` starts N processes with ``RANK`` / ``WORLD_SIZE`` / ``MASTER_ADDR`` /
-``MASTER_PORT`` in their environment; ``setup()`` joins them into one process group (gloo: the model trains on
-the CPU) and returns a ``Group``. Without torchrun (or with one process) it returns ``SINGLE``, whose every method
+``MASTER_PORT`` in their environment; ``setup()`` joins them into one process group (gloo on the CPU, NCCL for
+GPU tensors) and returns a ``Group``. Without torchrun (or with one process) it returns ``SINGLE``, whose every method
 is the single-process no-op, so the trainer has one code path.
 
 What the trainer does with it: every rank draws the same task schedule from the same seed and takes a disjoint
@@ -141,9 +141,10 @@ class Group(Single):
 _started_here = False
 
 
-def setup() -> Single:
+def setup(device=None) -> Single:
     """Join the torchrun process group (once per process; a group someone else started, e.g. Accelerate's, is
-    used as it is); ``SINGLE`` outside torchrun."""
+    used as it is); ``SINGLE`` outside torchrun. On a GPU ``device`` (this rank's), gradients go through NCCL and
+    the small objects the ranks exchange through gloo."""
     global _started_here
     if not under_torchrun():
         return SINGLE
@@ -153,7 +154,12 @@ def setup() -> Single:
         raise HmtlError("torchrun: this PyTorch build has no torch.distributed; train in one process")
     if not dist.is_initialized():
         try:
-            dist.init_process_group("gloo", timeout=TIMEOUT)
+            on_gpu = device is not None and device.type == "cuda"
+            if on_gpu:
+                import torch
+
+                torch.cuda.set_device(device)
+            dist.init_process_group("cpu:gloo,cuda:nccl" if on_gpu else "gloo", timeout=TIMEOUT)
         except (RuntimeError, ValueError) as error:
             raise HmtlError(f"torchrun: the process group did not start ({str(error).strip().splitlines()[0]}); "
                             "check MASTER_ADDR / MASTER_PORT (--master_port)") from None

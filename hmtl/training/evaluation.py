@@ -7,9 +7,10 @@ from statistics import mean
 import torch
 from tqdm import tqdm
 
+from hmtl.device import autocast
 from hmtl.model import HierarchicalModel
 from hmtl.tasks.base import Instance
-from hmtl.training.batching import make_batches
+from hmtl.training.batching import collated, make_batches
 
 
 def evaluate(
@@ -17,20 +18,25 @@ def evaluate(
     instances: dict[str, list[Instance]],
     batch_size: int,
     description: str = "evaluating",
-    autocast: bool = False,
+    bf16: bool = False,
+    fp16: bool = False,
+    num_workers: int = 0,
 ) -> dict[str, float]:
-    """Metrics of every task on its instances: ``<namespace>_<metric>``, ``MEAN__<task>_<metric>``, and
-    ``MEAN__all``, the mean of each task's main metric (the first of its ``metric_names``), for model selection."""
+    """Metrics of every task on its instances (on the model's device): ``<namespace>_<metric>``,
+    ``MEAN__<task>_<metric>``, and ``MEAN__all``, the mean of each task's main metric (the first of its
+    ``metric_names``), for model selection."""
     was_training = model.training
     model.eval()
     metrics: dict[str, float] = {}
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with autocast(model.device, bf16, fp16):
         for task_name, task_instances in instances.items():
             task = model.task(task_name)
             scorers = {ns: task.new_scorer() for ns in task.namespaces}
-            batches = make_batches(task_instances, task.batch_size(batch_size))
-            for batch in tqdm(batches, desc=f"{description} {task_name}", leave=False, disable=None):
-                scorers[batch[0].namespace].update(model.decode(batch, task_name), batch)
+            batches = [[(task_name, batch)] for batch in make_batches(task_instances, task.batch_size(batch_size))]
+            for batch in tqdm(collated(model, batches, num_workers), total=len(batches), desc=f"{description} {task_name}",
+                              leave=False, disable=None):
+                head = batch.heads[0][1]
+                scorers[head.namespace].update(model.decode_heads(batch)[0], head.instances)
             present = {instance.namespace for instance in task_instances}
             metrics.update(task.summarize({ns: s.compute() for ns, s in scorers.items() if ns in present}))
     model.train(was_training)

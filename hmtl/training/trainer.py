@@ -32,13 +32,14 @@ import torch
 from hmtl.config import Config
 from hmtl.data.document import Document
 from hmtl.data.loading import load_datasets
+from hmtl.device import autocast, resolve_device
 from hmtl.errors import ConfigError, HmtlError
 from hmtl.model import LABELS_FILE, HierarchicalModel, load_matching_weights, read_json, saved_model_dir
 from hmtl.progress import Progress, duration
 from hmtl.registry import TASKS
 from hmtl.tracking import Tracker, make_tracker
 from hmtl.training import distributed
-from hmtl.training.batching import group_batches
+from hmtl.training.batching import collated, group_batches
 from hmtl.training.evaluation import evaluate
 from hmtl.training.samplers import SAMPLERS, task_probabilities, task_schedule
 
@@ -188,7 +189,11 @@ class Trainer:
             raise HmtlError("init_from: a resumed run continues from its own checkpoint")
         source = saved_model_dir(init_from) if init_from is not None else None
         self.config = config
-        self.dist = distributed.setup()  # torchrun: this process's rank; else the single-process no-op
+        self.device = resolve_device(config.trainer.device)  # a GPU asked for and missing: an error before any data
+        if config.trainer.fp16 and self.device.type != "cuda":
+            raise HmtlError(f"trainer.fp16: float16 autocast needs a CUDA device (this run trains on {self.device}, "
+                            "where its LSTMs have no float16 kernels); use \"bf16\": true instead")
+        self.dist = distributed.setup(self.device)  # torchrun: this process's rank; else the single-process no-op
         self.tracker, self.lock = Tracker(), None  # the other ranks track and write nothing
 
         def make_main_tracker() -> None:
@@ -229,6 +234,9 @@ class Trainer:
             logger.info("initialised from %s:\n%s", source, loading_table(report))
             if self.dist.is_main:
                 (self.dir / "init_from.json").write_text(json.dumps({"source": str(source), "modules": report}, indent=2))
+        self.model.to(self.device)
+        logger.info("training on %s%s", self.device, " (bf16 autocast)" if config.trainer.bf16 else
+                    " (fp16 autocast, gradient scaling)" if config.trainer.fp16 else "")
         logger.info("preparing features of every split (a frozen transformer's states are computed as batches first use them)")
         self.instances = {
             split: self.model.task_instances({name: splits[split] for name, splits in self.documents.items()})
@@ -243,6 +251,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(self.steps_per_epoch / self.dist.world_size)
         total_updates = max(1, config.trainer.num_epochs * self.steps_per_epoch // config.trainer.accumulation_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_lambda(total_updates))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.trainer.fp16)  # fp16 gradients underflow
         self.epoch, self.best_value, self.bad_epochs, self.updates = 0, -math.inf, 0, 0
         self.history: list[dict] = []
         self.resume_epoch: dict | None = None
@@ -340,6 +349,7 @@ class Trainer:
             state = {
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
                 "epoch": self.epoch,
                 "best_value": self.best_value,
                 "bad_epochs": self.bad_epochs,
@@ -366,6 +376,8 @@ class Trainer:
                             "holds objects it will not load); start over with --force") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.best_value = state["epoch"], state["best_value"]
         self.bad_epochs, self.updates, self.history = state["bad_epochs"], state["updates"], state["history"]
         torch.set_rng_state(state["torch_rng"])
@@ -416,7 +428,7 @@ class Trainer:
             train_losses, task_steps = self._train_epoch(writer, started)
             self.epoch += 1
             validation = self.dist.run_on_main(  # rank 0 alone, on the whole split: a single process's metrics
-                lambda: evaluate(self.model, self.instances["validation"], trainer.batch_size, "validating", trainer.bf16))
+                lambda: self._evaluate(self.model, "validation"))
             value = validation.get(self.metric_name)
             if value is None:
                 raise ConfigError(
@@ -471,26 +483,29 @@ class Trainer:
         last_checkpoint = time.perf_counter()
         progress = Progress(len(schedule), f"epoch {self.epoch + 1}/{trainer.num_epochs}", "steps", initial=done,
                             note=lambda: self._progress_note(progress, totals)) if self.dist.is_main else None
-        for step, name in enumerate(schedule, start=1):
-            if cursors[name] == len(batches[name]):  # a group sampled more than its size starts a new pass
+        plan = []  # the epoch's batches in step order (a group sampled more than its size starts a new pass)
+        for name in schedule:
+            if cursors[name] == len(batches[name]):
                 batches[name] = self.dist.shard(self._batches(groups[name], self.rng))
                 cursors[name] = 0
-            batch = batches[name][cursors[name]]
+            plan.append(list(batches[name][cursors[name]].items()))
             cursors[name] += 1
             steps[name] += 1
-            if step <= done:  # trained before the interruption
-                continue
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=trainer.bf16):
+        # the steps trained before an interruption are skipped; the rest are collated ahead of the model
+        for step, batch in enumerate(collated(self.model, plan[done:], trainer.num_workers), start=done + 1):
+            with autocast(self.device, trainer.bf16, trainer.fp16):
                 losses = self.ddp(batch)
             loss = sum(losses.values())
-            (loss / trainer.accumulation_steps).backward()
+            self.scaler.scale(loss / trainer.accumulation_steps).backward()
             for task, value in losses.items():
                 total = totals.setdefault(task, [0.0, 0])
                 total[0] += value.item()
                 total[1] += 1
             if step % trainer.accumulation_steps == 0 or step == len(schedule):
+                self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), trainer.grad_clipping)
-                self.optimizer.step()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.updates += 1
@@ -531,6 +546,11 @@ class Trainer:
         left = self.config.trainer.num_epochs - self.epoch - 1
         return f"loss {losses}, run ETA {duration(eta + left * per_epoch)}"
 
+    def _evaluate(self, model: HierarchicalModel, split: str) -> dict[str, float]:
+        trainer = self.config.trainer
+        return evaluate(model, self.instances[split], trainer.batch_size, "validating" if split == "validation" else "testing",
+                        trainer.bf16, trainer.fp16, trainer.num_workers)
+
     def _checkpoint_due(self, last_checkpoint: float) -> bool:
         trainer = self.config.trainer
         if trainer.checkpoint_every_updates and self.updates % trainer.checkpoint_every_updates == 0:
@@ -550,7 +570,7 @@ class Trainer:
         if not (self.dir / "best").exists():
             raise HmtlError(f"{self.dir}: no best checkpoint was written")
         best = HierarchicalModel.from_pretrained(self.dir / "best")
-        test = evaluate(best, self.instances["test"], self.config.trainer.batch_size, "testing", self.config.trainer.bf16) if self.instances["test"] else {}
+        test = self._evaluate(best.to(self.device), "test") if self.instances["test"] else {}
         best_epoch = self._write_metrics(test).get("best_epoch", self.epoch)
         from torch.utils.tensorboard import SummaryWriter
 

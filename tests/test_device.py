@@ -1,0 +1,139 @@
+"""Devices, mixed precision and collation ahead of the model (DataLoader workers)."""
+import inspect
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from hmtl.config import load_config, parse_config
+from hmtl.data.document import Document, Relation, Span
+from hmtl.device import resolve_device
+from hmtl.errors import ConfigError, HmtlError
+from hmtl.model import HierarchicalModel
+from hmtl.training.trainer import Trainer, build_labels
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+
+
+def metrics_and_weights(out):
+    epochs = [e["validation"] for e in json.loads((out / "metrics.json").read_text())["epochs"]]
+    return epochs, HierarchicalModel.from_pretrained(out / "best").state_dict()
+
+
+@no_cuda
+def test_auto_is_the_cpu_where_there_is_no_gpu():
+    assert resolve_device("auto") == torch.device("cpu")
+
+
+@no_cuda
+def test_cuda_without_a_gpu_is_an_error_naming_the_key_before_any_data_is_read(tiny_ner_config, tmp_path):
+    config = json.loads(tiny_ner_config.read_text())
+    config["data"]["tiny"]["train"] = str(tmp_path / "missing.conll")  # reading it would fail: it is never read
+    config["trainer"]["device"] = "cuda"
+    with pytest.raises(HmtlError, match=r"^trainer\.device: 'cuda', but this machine has no usable CUDA device"):
+        Trainer(parse_config(config), tmp_path / "run")
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
+
+
+@no_cuda
+def test_the_commands_refuse_a_gpu_they_do_not_have_in_one_line(trained_tiny_ner):
+    done = subprocess.run([sys.executable, "evaluate.py", "--serialization_dir", str(trained_tiny_ner), "--device", "cuda:1"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "--device: 'cuda:1'" in done.stderr
+
+
+def test_an_unknown_device_string_is_a_config_error(tiny_ner_config):
+    with pytest.raises(ConfigError, match=r"trainer\.device: unknown device 'gpu': expected auto, cpu, cuda or cuda:N"):
+        load_config(tiny_ner_config, {"trainer": {"device": "gpu"}})
+    with pytest.raises(HmtlError, match=r"^--device: unknown device 'tpu'"):
+        resolve_device("tpu", "--device")
+
+
+def test_bf16_and_fp16_together_are_refused(tiny_ner_config):
+    with pytest.raises(ConfigError, match="bf16 and fp16 are both true"):
+        load_config(tiny_ner_config, {"trainer": {"bf16": True, "fp16": True}})
+
+
+def test_workers_collate_the_same_batches_as_the_training_process(tiny_ner_config, tmp_path):
+    for workers in (0, 2):
+        Trainer(load_config(tiny_ner_config, {"trainer": {"num_workers": workers}}), tmp_path / f"w{workers}").train()
+    epochs_in_process, weights_in_process = metrics_and_weights(tmp_path / "w0")
+    epochs_with_workers, weights_with_workers = metrics_and_weights(tmp_path / "w2")
+    assert epochs_with_workers == epochs_in_process
+    assert all(torch.equal(weights_in_process[k], v) for k, v in weights_with_workers.items())
+
+
+@no_cuda
+def test_fp16_off_a_gpu_is_refused_before_any_data_is_read(tiny_ner_config, tmp_path):
+    config = json.loads(tiny_ner_config.read_text())
+    config["data"]["tiny"]["train"] = str(tmp_path / "missing.conll")
+    config["trainer"]["fp16"] = True
+    with pytest.raises(HmtlError, match=r'^trainer\.fp16: float16 autocast needs a CUDA device .* use "bf16": true'):
+        Trainer(parse_config(config), tmp_path / "run")
+
+
+def test_bf16_autocast_trains_on_the_cpu(tiny_ner_config, tmp_path):
+    test = Trainer(load_config(tiny_ner_config, {"trainer": {"bf16": True, "num_epochs": 2}}), tmp_path / "run").train()
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
+    assert len(history) == 2 and history[1]["train_loss"]["ner"] < history[0]["train_loss"]["ner"]  # it learns
+    assert set(history[1]["validation"]) == set(test)  # validation and test ran under the same autocast
+
+
+def test_a_run_with_the_disk_state_cache_tests_as_a_fresh_evaluation_does(tmp_path):
+    from tests.conftest import write_tiny_ner_config
+
+    config = json.loads(write_tiny_ner_config(tmp_path, epochs=2).read_text())
+    config["embedder"]["transformer"] = {"path": "minilm", "cache": "disk"}
+    test = Trainer(parse_config(config), tmp_path / "run").train()
+    again = subprocess.run([sys.executable, "evaluate.py", "--serialization_dir", str(tmp_path / "run")],
+                           capture_output=True, text=True, check=True)
+    assert json.loads((tmp_path / "run" / "evaluation.json").read_text())["tiny__ner_f1"] == test["tiny__ner_f1"], again.stdout
+
+
+class FactoryCalls(TorchFunctionMode):
+    """Records where tensors are made without a device: on a GPU they would land on the CPU."""
+
+    FACTORIES = {torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.tensor, torch.as_tensor,
+                 torch.rand, torch.randn, torch.randint, torch.eye, torch.linspace}
+
+    def __init__(self):
+        super().__init__()
+        self.sites = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self.FACTORIES and "device" not in kwargs:
+            caller = inspect.stack()[1]
+            self.sites.add(f"{caller.filename.rsplit('/hmtl/', 1)[-1]}:{caller.function}")
+        return func(*args, **kwargs)
+
+
+def test_the_model_makes_no_tensor_off_its_device_in_training_or_decoding():
+    config = parse_config({
+        "data": {"toy": {"reader": "dygie"}},
+        "embedder": {"char_cnn": {"embedding_dim": 8, "num_filters": 8}},
+        "levels": [{"name": "a", "hidden_size": 8}, {"name": "b", "hidden_size": 8}],
+        "tasks": [
+            {"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
+            {"name": "emd", "type": "span_classifier", "level": "a", "datasets": ["toy"]},
+            {"name": "re", "type": "relation", "level": "b", "datasets": ["toy"]},
+            {"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"]},
+        ],
+    })
+    ada, london, she = Span(0, 2, "PER"), Span(4, 5, "LOC"), Span(6, 7, "PER")
+    document = Document("d", [["Ada", "Lovelace", "lived", "in", "London", "."], ["She", "wrote", "."]],
+                        entities=[ada, london, she], relations=[Relation(ada, london, "Live_In")],
+                        clusters=[[Span(0, 2), Span(6, 7)]])
+    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+    batches = [model.collate([(name, found)]) for name, found in model.task_instances({"toy": [document]}).items()]
+    watch = FactoryCalls()
+    with watch:
+        for batch in batches:
+            sum(model(batch).values()).backward()
+            model.decode_heads(batch)
+    # the relation head's negative sampling draws indices for a Python list, on purpose on the CPU
+    assert watch.sites <= {"tasks/relation.py:loss"}, watch.sites
