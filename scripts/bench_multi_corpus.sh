@@ -5,15 +5,15 @@
 #
 #   bash scripts/bench_multi_corpus.sh [RUN ...]
 #
-# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl chain chain_hierarchical system_b ncbi_from_conll03 report
-# (default: all, in this order). biomtl_200 is the BioMTL table's multi-task run (configs/biomtl.json with its shared
+# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 chain chain_hierarchical system_b ncbi_from_conll03 report
+# (default: all, in this order). biomtl_200 is the BioMTL table's multi-task run (configs/biomtl.json: a shared
 # level 200 wide, 10 epochs), biomtl_200_16 continues it to 16 epochs (the 10-epoch run kept as
-# runs/biomtl_200_10epochs); biomtl is configs/biomtl.json as it stands (a 300-wide level, 12 epochs);
+# runs/biomtl_200_10epochs); biomtl_300 is the same with a 300-wide level for 12 epochs;
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
 # resumed with --recover. Each training uses ${THREADS:-1} thread(s), so two lanes can share a 2-core machine:
-#   bash scripts/bench_multi_corpus.sh ncbi jnlpba biomtl biomtl14 & bash scripts/bench_multi_corpus.sh conll03 chain system_b
+#   bash scripts/bench_multi_corpus.sh ncbi jnlpba biomtl_200 & bash scripts/bench_multi_corpus.sh conll03 chain system_b
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-runs}
@@ -21,13 +21,12 @@ THREADS=${THREADS:-1}
 export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
 declare -A CONFIG=(
   [ncbi]=configs/ner_ncbi.json [jnlpba]=configs/ner_jnlpba.json [conll03]=configs/ner_conll03_minilm_frozen.json
-  [biomtl]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
+  [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
   [chain_hierarchical]=configs/ner_pos_chunk_conll03_hierarchical.json [ncbi_from_conll03]=configs/ner_ncbi.json
 )
 declare -A INIT_FROM=([ncbi_from_conll03]=conll03)
-CONFIG[biomtl_200]=configs/biomtl.json
-declare -A LEVELS=([biomtl_200]='"levels": [{"name": "ner", "hidden_size": 200, "dropout": 0.5}], ')
-declare -A EPOCHS=([biomtl_200]=10)
+declare -A LEVELS=([biomtl_300]='"levels": [{"name": "ner", "hidden_size": 300, "dropout": 0.5}], ')
+declare -A EPOCHS=([biomtl_300]=12)
 
 train() {  # NAME
   local out="$RUNS/$1"
@@ -74,7 +73,7 @@ PY
     --output_file "$RUNS/conll03/gum_cross_corpus.json"
 }
 
-for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
+for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
   for run in $name; do
     case "$run" in
       report) report ;;
