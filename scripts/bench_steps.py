@@ -12,7 +12,6 @@ import tempfile
 import time
 
 import numpy as np
-import torch
 
 from hmtl.config import load_config
 from hmtl.training.batching import collated

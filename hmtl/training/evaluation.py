@@ -4,7 +4,6 @@ from __future__ import annotations
 from collections import Counter
 from statistics import mean
 
-import torch
 from tqdm import tqdm
 
 from hmtl.device import autocast
