@@ -148,6 +148,9 @@ class MlflowConfig(Section):
     run_name: str | None = Field(default=None, min_length=1, description="default: the serialization directory's name")
 
 
+DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:[0-9]+)?")  # what trainer.device and --device accept
+
+
 class TrainerConfig(Section):
     num_epochs: int = Field(default=30, ge=1)
     batch_size: int = Field(default=32, ge=1)
@@ -162,7 +165,8 @@ class TrainerConfig(Section):
     validation_metric: str = Field(default="+MEAN__all", description=(
         "+ (higher is better) or - then a metric name: MEAN__all, MEAN__<task>_<metric> or <namespace>_<metric>"))
     device: str = Field(default="auto", description=(
-        "auto (CUDA when available, else CPU), cpu, cuda or cuda:N; evaluation and prediction follow it"))
+        "auto (CUDA when available, else CPU), cpu, cuda or cuda:N; the run's validation and test follow it "
+        "(evaluate.py, predict.py and hmtl serve take --device)"))
     bf16: bool = Field(default=False, description="autocast in bfloat16 (CPU or CUDA)")
     fp16: bool = Field(default=False, description="autocast in float16 with a gradient scaler (CUDA)")
     num_workers: int = Field(default=0, ge=0, description=(
@@ -178,7 +182,7 @@ class TrainerConfig(Section):
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", value):
+        if not DEVICE_NAMES.fullmatch(value):
             raise ValueError(f"unknown device {value!r}: expected auto, cpu, cuda or cuda:N")
         return value
 

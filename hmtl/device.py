@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from hmtl.config import DEVICE_NAMES
 from hmtl.errors import HmtlError
 
 
@@ -14,12 +15,12 @@ def resolve_device(spec: str, key: str = "trainer.device") -> torch.device:
     """``auto``: CUDA when available, else the CPU; ``cpu``; ``cuda`` / ``cuda:N``: that GPU, or a one-line error
     naming ``key`` when this machine has none. Under torchrun, ``auto`` / ``cuda`` mean this rank's GPU
     (``LOCAL_RANK``)."""
+    if not DEVICE_NAMES.fullmatch(spec):
+        raise HmtlError(f"{key}: unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec == "cpu":
         return torch.device("cpu")
-    if not spec.startswith("cuda"):
-        raise HmtlError(f"{key}: unknown device {spec!r}: expected auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}, no GPU visible"
         raise HmtlError(f"{key}: {spec!r}, but this machine has no usable CUDA device (torch {torch.__version__}, "

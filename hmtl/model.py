@@ -242,11 +242,7 @@ class HierarchicalModel(nn.Module):
         labels = read_json(directory / LABELS_FILE)
         check_labels(labels, config, directory / LABELS_FILE)
         model = cls(config, labels)
-        try:
-            weights = load_file(str(directory / WEIGHTS_FILE))
-        except Exception as error:  # safetensors raises its own SafetensorError, or OSError, for a damaged file
-            raise HmtlError(f"{directory / WEIGHTS_FILE} is damaged or not a safetensors file "
-                            f"({str(error).strip().splitlines()[-1][:200]}); retrain, or copy the file again") from None
+        weights = read_weights(directory, advice="; retrain, or copy the file again")
         try:
             model.load_state_dict(weights)
         except RuntimeError as error:
@@ -261,6 +257,17 @@ def read_json(path: Path):
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise HmtlError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+
+
+def read_weights(directory: str | Path, option: str = "", advice: str = "") -> dict[str, torch.Tensor]:
+    """The weights of a saved model folder, or the one-line error for a damaged file (``option``: the command-line
+    option it came from; ``advice``: what to do about it)."""
+    path = Path(directory) / WEIGHTS_FILE
+    try:
+        return load_file(str(path))
+    except Exception as error:  # safetensors raises its own SafetensorError, or OSError, for a damaged file
+        raise HmtlError(f"{option}{path} is damaged or not a safetensors file "
+                        f"({str(error).strip().splitlines()[-1][:200]}){advice}") from None
 
 
 def check_labels(labels, config: Config, path: Path) -> None:
@@ -288,11 +295,7 @@ def load_matching_weights(model: HierarchicalModel, directory: str | Path) -> di
     """Copy into ``model`` every weight of the saved model in ``directory`` whose name and shape match (HMTL's
     fine-tuning). Returns, per module, how many tensors were loaded, are new (no such name) or were skipped (the
     shape differs, or a head's namespace has other labels there: same shape, other meaning)."""
-    try:
-        source = load_file(str(Path(directory) / WEIGHTS_FILE))
-    except Exception as error:
-        raise HmtlError(f"--init_from: {Path(directory) / WEIGHTS_FILE} is damaged or not a safetensors file "
-                        f"({str(error).strip().splitlines()[-1][:200]})") from None
+    source = read_weights(directory, option="--init_from: ")
     source_labels = read_json(Path(directory) / LABELS_FILE)["tasks"]
     state = model.state_dict()
     report: dict[str, dict[str, int]] = {}

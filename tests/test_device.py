@@ -51,6 +51,8 @@ def test_an_unknown_device_string_is_a_config_error(tiny_ner_config):
         load_config(tiny_ner_config, {"trainer": {"device": "gpu"}})
     with pytest.raises(HmtlError, match=r"^--device: unknown device 'tpu'"):
         resolve_device("tpu", "--device")
+    with pytest.raises(HmtlError, match=r"^--device: unknown device 'cudax'"):  # not torch's own error, on any machine
+        resolve_device("cudax", "--device")
 
 
 def test_bf16_and_fp16_together_are_refused(tiny_ner_config):

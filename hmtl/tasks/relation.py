@@ -77,11 +77,11 @@ class RelationExtractor(SpanClassifier):
         """The span classifier's tensors, plus each instance's gold relations as span index pairs (B, R, 2), their
         label indices (B, R) and a mask (relations whose arguments are no enumerated span are left out)."""
         spans = self._spans(instances)
-        tensors = self._span_tensors(instances, spans)
+        positions = [{bounds: k for k, bounds in enumerate(enumerated)} for enumerated in spans]
+        tensors = self._span_tensors(instances, spans, positions)
         index = self.relation_index[instances[0].namespace]
         found = []
-        for instance, enumerated in zip(instances, spans):
-            position = {bounds: k for k, bounds in enumerate(enumerated)}
+        for instance, position in zip(instances, positions):
             found.append({(position[r.head.bounds], position[r.tail.bounds]): index.get(r.label, 0)
                           for r in instance.target.relations if r.head.bounds in position and r.tail.bounds in position})
         most = max(1, max(map(len, found)))
@@ -111,14 +111,14 @@ class RelationExtractor(SpanClassifier):
         entity_loss = self._entity_loss(logits, batch)
         not_null = 1 - logits.float().softmax(-1)[..., 0]
         counts = batch["span_mask"].sum(1).tolist()
-        gold_spans, gold_pairs = (batch["gold"] > 0).cpu(), batch["pairs"].cpu()
+        gold_spans, gold_pairs, pair_mask = (batch["gold"] > 0).cpu(), batch["pairs"].cpu(), batch["pair_mask"].cpu()
         pair_losses = []
         for b, instance in enumerate(batch.instances):
             n = counts[b]
             keep = math.ceil(self.options.candidate_ratio * sum(instance.target.lengths))
             ranked = not_null[b, :n].topk(min(keep, n)).indices.tolist()
             candidates = list(dict.fromkeys(gold_spans[b].nonzero().flatten().tolist() + ranked))
-            positives = [tuple(p) for p in gold_pairs[b][batch["pair_mask"][b].cpu()].tolist()]
+            positives = [tuple(p) for p in gold_pairs[b][pair_mask[b]].tolist()]
             gold = set(positives)
             negatives = [(h, t) for h in candidates for t in candidates if h != t and (h, t) not in gold]
             if len(negatives) > self.options.negative_samples:

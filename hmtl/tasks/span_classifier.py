@@ -114,17 +114,19 @@ class SpanClassifier(Task):
 
     def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
         """Every enumerated span (B, S, 2) with its mask, and each span's gold type index (0: not an entity)."""
-        return self._span_tensors(instances, self._spans(instances))
+        spans = self._spans(instances)
+        return self._span_tensors(instances, spans, [{bounds: k for k, bounds in enumerate(s)} for s in spans])
 
     def _spans(self, instances: list[Instance]) -> list[list[tuple[int, int]]]:
         return [enumerate_spans(i.target.lengths, self.options.max_width) for i in instances]
 
-    def _span_tensors(self, instances: list[Instance], spans: list[list[tuple[int, int]]]) -> dict[str, torch.Tensor]:
+    def _span_tensors(self, instances: list[Instance], spans: list[list[tuple[int, int]]],
+                      positions: list[dict[tuple[int, int], int]]) -> dict[str, torch.Tensor]:
+        """``spans`` of each instance and ``positions``, each span's index among them."""
         tensor, mask = span_tensor(spans)
         index = self.type_index[instances[0].namespace]
         gold = torch.zeros(mask.shape, dtype=torch.long)
-        for b, instance in enumerate(instances):
-            position = {bounds: k for k, bounds in enumerate(spans[b])}
+        for b, (instance, position) in enumerate(zip(instances, positions)):
             for entity in instance.target.entities:
                 if entity.bounds in position:
                     gold[b, position[entity.bounds]] = index.get(entity.label, 0)

@@ -141,7 +141,7 @@ class Group(Single):
 _started_here = False
 
 
-def setup(device=None) -> Single:
+def setup(device: torch.device | None = None) -> Single:
     """Join the torchrun process group (once per process; a group someone else started, e.g. Accelerate's, is
     used as it is); ``SINGLE`` outside torchrun. On a GPU ``device`` (this rank's), gradients go through NCCL and
     the small objects the ranks exchange through gloo."""

@@ -28,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from hmtl.config import Config
 from hmtl.data.document import Document
 from hmtl.data.loading import load_datasets
 from hmtl.device import autocast, resolve_device
 from hmtl.errors import ConfigError, HmtlError
-from hmtl.model import LABELS_FILE, WEIGHTS_FILE, HierarchicalModel, load_matching_weights, read_json, saved_model_dir
+from hmtl.model import LABELS_FILE, HierarchicalModel, load_matching_weights, read_json, read_weights, saved_model_dir
 from hmtl.progress import Progress, duration
 from hmtl.registry import TASKS
 from hmtl.tracking import Tracker, make_tracker
@@ -572,7 +571,7 @@ class Trainer:
             raise HmtlError(f"{self.dir}: no best checkpoint was written")
         # the best weights into the training model: a second model would hold a second copy of GloVe and the
         # transformer (and an empty state cache) in memory; the training is over, so nothing needs the last weights
-        self.model.load_state_dict(load_file(str(self.dir / "best" / WEIGHTS_FILE)))
+        self.model.load_state_dict(read_weights(self.dir / "best"))
         test = self._evaluate(self.model, "test") if self.instances["test"] else {}
         best_epoch = self._write_metrics(test).get("best_epoch", self.epoch)
         from torch.utils.tensorboard import SummaryWriter
