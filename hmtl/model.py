@@ -6,7 +6,6 @@ Artefacts follow the Hugging Face layout: ``config.json``, ``labels.json``, ``mo
 """
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,31 +15,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import hmtl.tasks  # noqa: F401  (registers the task types)
-from hmtl.config import Config, LevelConfig, deep_merge, namespace, parse_config, parse_overrides
+from hmtl.config import Config, deep_merge, namespace, parse_config, parse_overrides
 from hmtl.device import resolve_device
 from hmtl.errors import HmtlError
+from hmtl.modules.bilstm import BiLstm
 from hmtl.modules.embedder import Embedder
 from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, Task, TaskBatch
 
 WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE = "model.safetensors", "config.json", "labels.json"
-
-
-class Level(nn.Module):
-    def __init__(self, config: LevelConfig, input_dim: int):
-        super().__init__()
-        self.lstm = nn.LSTM(input_dim, config.hidden_size, config.num_layers, batch_first=True, bidirectional=True)
-        self.dropout = nn.Dropout(config.dropout)
-        self.output_dim = 2 * config.hidden_size
-
-    def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        lengths = mask.sum(1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(inputs.float(), lengths, batch_first=True, enforce_sorted=False)
-        # oneDNN has no bf16 LSTM on CPUs without bf16 instructions (it fails there): on the CPU the levels stay fp32
-        with torch.autocast("cpu", enabled=False) if inputs.device.type == "cpu" else contextlib.nullcontext():
-            output, _ = self.lstm(packed)
-        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
-        return self.dropout(output)
 
 
 @dataclass
@@ -76,7 +59,8 @@ class HierarchicalModel(nn.Module):
         self.levels = nn.ModuleList()
         below = 0
         for level_config in config.levels:
-            level = Level(level_config, self.embedder.output_dim + below)
+            level = BiLstm(self.embedder.output_dim + below, level_config.hidden_size, level_config.num_layers,
+                           level_config.dropout)
             self.levels.append(level)
             below = level.output_dim
         self.tasks = nn.ModuleDict()

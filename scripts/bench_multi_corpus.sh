@@ -5,10 +5,11 @@
 #
 #   bash scripts/bench_multi_corpus.sh [RUN ...]
 #
-# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 chain chain_hierarchical system_b ncbi_from_conll03 report
+# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private chain chain_hierarchical system_b ncbi_from_conll03 report
 # (default: all, in this order). biomtl_200 is the BioMTL table's multi-task run (configs/biomtl.json: a shared
 # level 200 wide, 10 epochs), biomtl_200_16 continues it to 16 epochs (the 10-epoch run kept as
-# runs/biomtl_200_10epochs); biomtl_300 is the same with a 300-wide level for 12 epochs;
+# runs/biomtl_200_10epochs); biomtl_300 is the same with a 300-wide level for 12 epochs; biomtl_private gives each
+# corpus its own 2x100 BiLSTM above the shared level (the tagger's private_encoder), 12 epochs;
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
@@ -21,12 +22,15 @@ THREADS=${THREADS:-1}
 export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
 declare -A CONFIG=(
   [ncbi]=configs/ner_ncbi.json [jnlpba]=configs/ner_jnlpba.json [conll03]=configs/ner_conll03_minilm_frozen.json
-  [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
+  [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [biomtl_private]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
   [chain_hierarchical]=configs/ner_pos_chunk_conll03_hierarchical.json [ncbi_from_conll03]=configs/ner_ncbi.json
 )
 declare -A INIT_FROM=([ncbi_from_conll03]=conll03)
-declare -A LEVELS=([biomtl_300]='"levels": [{"name": "ner", "hidden_size": 300, "dropout": 0.5}], ')
-declare -A EPOCHS=([biomtl_300]=12)
+declare -A OVERRIDES=(  # what a variant changes in its config, before the trainer overrides
+  [biomtl_300]='"levels": [{"name": "ner", "hidden_size": 300, "dropout": 0.5}], '
+  [biomtl_private]='"tasks": [{"name": "ner", "type": "crf_tagger", "level": "ner", "datasets": ["ncbi", "jnlpba", "conll03"], "options": {"private_encoder": {"hidden_size": 100}}}], '
+)
+declare -A EPOCHS=([biomtl_300]=12 [biomtl_private]=12)
 
 train() {  # NAME
   local out="$RUNS/$1"
@@ -39,7 +43,7 @@ train() {  # NAME
   [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
   echo "$1: training ${CONFIG[$1]} into $out ${resume[*]:-}"
   python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$out" "${resume[@]}" --force \
-    --overrides "{${LEVELS[$1]:-}\"trainer\": {\"num_threads\": $THREADS${EPOCHS[$1]:+, \"num_epochs\": ${EPOCHS[$1]}}}}" > "$out.log" 2>&1
+    --overrides "{${OVERRIDES[$1]:-}\"trainer\": {\"num_threads\": $THREADS${EPOCHS[$1]:+, \"num_epochs\": ${EPOCHS[$1]}}}}" > "$out.log" 2>&1
 }
 
 longer() {  # NAME EPOCHS: continue a finished run to EPOCHS epochs (--recover; the linear decay restarts from there)

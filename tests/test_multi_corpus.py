@@ -81,6 +81,40 @@ def test_two_datasets_on_one_task_keep_their_own_labels_and_metrics(task_type):
     assert metrics[f"MEAN__t_{metric}"] == 100.0
 
 
+def test_a_private_encoder_per_namespace_is_trained_only_by_its_own_corpus(tmp_path):
+    torch.manual_seed(0)
+    raw = config_for("crf_tagger")
+    raw["tasks"][0]["options"] = {"private_encoder": {"hidden_size": 6, "dropout": 0.0}}
+    config = parse_config(raw)
+    documents = two_corpora()
+    model = HierarchicalModel(config, build_labels(config, documents))
+    tagger = model.task("t")
+    assert set(tagger.private) == {"first__t", "second__t"}
+    assert tagger.projections["first__t"].in_features == 48 + 12  # shared level states beside the private ones
+    instances = model.task_instances(documents)
+    by_namespace = {ns: [i for i in instances["t"] if i.namespace == ns] for ns in tagger.namespaces}
+    model(model.collate([("t", by_namespace["first__t"])]))["t"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in tagger.private["first__t"].parameters())
+    assert all(p.grad is None for p in tagger.private["second__t"].parameters())
+    optimizer = torch.optim.Adam(model.parameters(), 5e-3)
+    for _ in range(80):
+        for batch in by_namespace.values():
+            optimizer.zero_grad()
+            model(model.collate([("t", batch)]))["t"].backward()
+            optimizer.step()
+    metrics = evaluate(model, instances, batch_size=8)
+    assert metrics["first__t_f1"] == metrics["second__t_f1"] == 100.0
+    model.save_pretrained(tmp_path / "saved")
+    assert evaluate(HierarchicalModel.from_pretrained(tmp_path / "saved"), instances, batch_size=8) == metrics
+
+
+def test_a_private_encoder_without_a_size_is_a_config_error_naming_the_key():
+    raw = config_for("crf_tagger")
+    raw["tasks"][0]["options"] = {"private_encoder": {"hidden_size": 0}}
+    with pytest.raises(ConfigError, match=r"tasks\.t\.options\.private_encoder\.hidden_size"):
+        parse_config(raw)  # at config load, before any data is read
+
+
 def tagging_config(tmp_path, **extra) -> dict:
     """NER and POS (a token column of the same CoNLL file) on one corpus, a second corpus for NER."""
     train = write_conll(tmp_path / "train.conll", SENTENCES, repeat=3)

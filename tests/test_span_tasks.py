@@ -4,7 +4,7 @@ from hmtl.config import parse_config
 from hmtl.data.document import Document, Relation, Span
 from hmtl.model import HierarchicalModel
 from hmtl.tasks.base import Instance
-from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, pool_between, prune, span_tensor
+from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, pool_between, prune, span_tensor
 from hmtl.tasks.span_classifier import flat_decode
 from hmtl.training.evaluation import evaluate
 from hmtl.training.trainer import build_labels
@@ -45,6 +45,20 @@ def test_prefix_sum_attention_equals_a_softmax_over_each_span():
         for s, (start, end) in enumerate(row):
             weights = torch.softmax(extractor.attention(states[b, start:end]).squeeze(-1), 0)
             assert torch.allclose(attended[b, s], weights @ states[b, start:end], atol=1e-5)
+
+
+def test_span_scores_projected_per_token_equal_the_network_over_the_representations():
+    torch.manual_seed(2)
+    extractor = SpanExtractor(input_dim=6, max_width=4)
+    network = feedforward(extractor.output_dim, 5, 3, dropout=0.0)
+    states = (torch.randn(2, 7, 6) * 3).requires_grad_()
+    tensor, _ = span_tensor([enumerate_spans([4, 3], 4), enumerate_spans([7], 4)])
+    expected = network(extractor(states, tensor))
+    scores = extractor.score(states, tensor, network)
+    assert torch.allclose(scores, expected, atol=1e-5)
+    (gradient,) = torch.autograd.grad(scores.square().sum(), states)
+    (expected_gradient,) = torch.autograd.grad(expected.square().sum(), states)
+    assert torch.allclose(gradient, expected_gradient, atol=1e-4)
 
 
 def test_prune_keeps_the_best_k_in_span_order():

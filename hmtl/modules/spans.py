@@ -39,6 +39,7 @@ class SpanExtractor(nn.Module):
 
     The attention sums come from prefix sums of exp(score) and exp(score) * h (in float64, after subtracting the
     maximum score), so a document's tens of thousands of spans cost O(spans x dim), not O(spans x width x dim).
+    A scorer over every enumerated span (``score``) never builds the representations at all: see ``project``.
     """
 
     def __init__(self, input_dim: int, max_width: int, width_dim: int = 20):
@@ -51,18 +52,42 @@ class SpanExtractor(nn.Module):
     def forward(self, states: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         """states (B, T, D), spans (B, S, 2) end-exclusive -> (B, S, output_dim)."""
         starts, ends = spans[..., 0], spans[..., 1]
+        return torch.cat([_gather(states, starts), _gather(states, ends - 1), self.width(self._widths(spans)),
+                          self._attend(states, states, spans)], dim=-1)
 
-        def gather(table: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-            return table.gather(1, positions.unsqueeze(-1).expand(-1, -1, table.size(-1)))
+    def project(self, states: torch.Tensor, spans: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+        """``layer(self(states, spans))``, (B, S, layer.out_features), computed block by block: the layer is linear,
+        so W [h_s ; h_e ; w ; a] = W_s h_s + W_e h_e + W_w w + W_a a, and W_a of an attention-weighted sum of
+        tokens is the same weighted sum of W_a h. Each block is applied once per token instead of once per span
+        (a document has ten spans per token), and no (B, S, output_dim) tensor is made."""
+        dim = states.size(-1)
+        w_start, w_end, w_width, w_attended = layer.weight.split([dim, dim, self.width.embedding_dim, dim], dim=1)
+        starts, ends = spans[..., 0], spans[..., 1]
+        return (_gather(nn.functional.linear(states, w_start, layer.bias), starts)
+                + _gather(nn.functional.linear(states, w_end), ends - 1)
+                + nn.functional.linear(self.width.weight, w_width)[self._widths(spans)]
+                + self._attend(states, nn.functional.linear(states, w_attended), spans))
 
+    def score(self, states: torch.Tensor, spans: torch.Tensor, network: nn.Sequential) -> torch.Tensor:
+        """``network(self(states, spans))`` for a feedforward ``network`` whose first layer is linear (``project``)."""
+        return network[1:](self.project(states, spans, network[0]))
+
+    def _widths(self, spans: torch.Tensor) -> torch.Tensor:
+        return (spans[..., 1] - 1 - spans[..., 0]).clamp(0, self.max_width)
+
+    def _attend(self, states: torch.Tensor, values: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+        """The attention-weighted mean of ``values`` (B, T, V) over each span's tokens, weights from ``states``."""
         scores = self.attention(states).double()
         weights = torch.exp((scores - scores.amax(dim=1, keepdim=True)).clamp(min=-60))  # (B, T, 1)
-        prefix = torch.cat([weights, weights * states.double()], dim=-1).cumsum(dim=1)
+        prefix = torch.cat([weights, weights * values.double()], dim=-1).cumsum(dim=1)
         prefix = nn.functional.pad(prefix, (0, 0, 1, 0))  # prefix[:, t] = sum over tokens before t
-        inside = gather(prefix, ends) - gather(prefix, starts)
-        attended = (inside[..., 1:] / inside[..., :1].clamp(min=1e-300)).to(states.dtype)
-        widths = (ends - 1 - starts).clamp(0, self.max_width)
-        return torch.cat([gather(states, starts), gather(states, ends - 1), self.width(widths), attended], dim=-1)
+        inside = _gather(prefix, spans[..., 1]) - _gather(prefix, spans[..., 0])
+        return (inside[..., 1:] / inside[..., :1].clamp(min=1e-300)).to(values.dtype)
+
+
+def _gather(table: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rows of ``table`` (B, T, D) at ``positions`` (B, S) -> (B, S, D)."""
+    return table.gather(1, positions.unsqueeze(-1).expand(-1, -1, table.size(-1)))
 
 
 class PairScorer(nn.Module):

@@ -88,13 +88,12 @@ class Coreference(Task):
     def _score(self, states: torch.Tensor, batch: TaskBatch, b: int, count: int) -> tuple:
         """For document ``b`` (its ``count`` spans): the indices of the pruned mentions among its spans, their top
         antecedents, which of those are real, the antecedent scores (dummy first) and every span's mention score."""
-        instance = batch.instances[b]
-        representations = self.extractor(states[b : b + 1], batch["spans"][b : b + 1, :count])[0]
-        mention_scores = self.mention_scorer(representations).squeeze(-1)
+        instance, document, spans = batch.instances[b], states[b : b + 1], batch["spans"][b : b + 1, :count]
+        mention_scores = self.extractor.score(document, spans, self.mention_scorer)[0].squeeze(-1)
         keep = max(1, math.ceil(self.options.mention_ratio * sum(instance.target.lengths)))
         kept, _ = prune(mention_scores.unsqueeze(0).detach(), batch["span_mask"][b : b + 1, :count], [keep])
         kept = kept[0]
-        g, s_m = representations[kept], mention_scores[kept]
+        g, s_m = self.extractor(document, spans[:, kept])[0], mention_scores[kept]  # only the kept are represented
         k = g.size(0)
         order = torch.arange(k, device=g.device)
         earlier = order.unsqueeze(1) > order.unsqueeze(0)  # (i, j): j is before i

@@ -5,12 +5,14 @@ import logging
 from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from hmtl.config import TaskConfig, namespace
+from hmtl.config import Section, TaskConfig, namespace
 from hmtl.data.document import Document, Span
 from hmtl.data.tagging import spans_to_tags, tags_to_spans
 from hmtl.metrics.span_f1 import SpanF1
+from hmtl.modules.bilstm import BiLstm
 from hmtl.modules.crf import CRF, transition_constraints
 from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, Task, TaskBatch, sentence_context, span_json
@@ -54,17 +56,30 @@ class TaggerScorer:
         return self.metric.compute()
 
 
+class PrivateEncoder(Section):
+    hidden_size: int = Field(ge=1)
+    dropout: float = Field(default=0.5, ge=0, lt=1)
+
+
 @TASKS.register("crf_tagger")
 class CrfTagger(Task):
     class Options(Task.Options):
         label_layer: str = "entities"  # "entities" (spans -> BIOES tags) or a Document.token_tags key
         scheme: Literal["bioes", "iob2"] = "bioes"
         dropout: float = 0.0
+        private_encoder: PrivateEncoder | None = Field(default=None, description=(
+            "a BiLSTM of each namespace's own above the shared level, its output beside the shared states "
+            "(shared-private multi-task learning: each corpus keeps capacity the others cannot overwrite)"))
 
     def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
         super().__init__(config, input_dim, labels)
         self.dropout = nn.Dropout(self.options.dropout)
-        self.projections = nn.ModuleDict({ns: nn.Linear(input_dim, len(tags)) for ns, tags in labels.items()})
+        private = self.options.private_encoder
+        self.private = nn.ModuleDict(
+            {ns: BiLstm(input_dim, private.hidden_size, dropout=private.dropout) for ns in labels} if private else {}
+        )
+        features = input_dim + (2 * private.hidden_size if private else 0)
+        self.projections = nn.ModuleDict({ns: nn.Linear(features, len(tags)) for ns, tags in labels.items()})
         self.crfs = nn.ModuleDict(
             {ns: CRF(len(tags), transition_constraints(tags, self.options.scheme) if self.uses_spans else None) for ns, tags in labels.items()}
         )
@@ -124,7 +139,9 @@ class CrfTagger(Task):
                         ns, self.dropped_overlaps)
         return instances
 
-    def emissions(self, states: torch.Tensor, ns: str) -> torch.Tensor:
+    def emissions(self, states: torch.Tensor, mask: torch.Tensor, ns: str) -> torch.Tensor:
+        if ns in self.private:
+            states = torch.cat([states, self.private[ns](states, mask)], dim=-1)
         return self.projections[ns](self.dropout(states))
 
     def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
@@ -137,11 +154,11 @@ class CrfTagger(Task):
 
     def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
         ns = batch.namespace
-        return self.crfs[ns](self.emissions(states, ns), batch["tags"], mask) / len(batch)
+        return self.crfs[ns](self.emissions(states, mask, ns), batch["tags"], mask) / len(batch)
 
     def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[list[str]]:
         ns = batch.namespace
-        paths = self.crfs[ns].viterbi(self.emissions(states, ns), mask)
+        paths = self.crfs[ns].viterbi(self.emissions(states, mask, ns), mask)
         return [[self.labels[ns][i] for i in path] for path in paths]
 
     def export(self, prediction: list[str], offset: int) -> dict[str, list]:

@@ -95,10 +95,13 @@ class RelationExtractor(SpanClassifier):
                 pair_mask[b, : len(gold)] = True
         return {**tensors, "pairs": pairs, "pair_labels": labels, "pair_mask": pair_mask}
 
-    def _pair_logits(self, states: torch.Tensor, bounds: torch.Tensor, representations: torch.Tensor, type_logits: torch.Tensor,
-                     pairs: torch.Tensor, ns: str) -> torch.Tensor:
-        """One instance: token states (T, D), span bounds (S, 2), span representations and type logits, pairs (P, 2)."""
-        head, tail = representations[pairs[:, 0]], representations[pairs[:, 1]]
+    def _pair_logits(self, states: torch.Tensor, bounds: torch.Tensor, type_logits: torch.Tensor, pairs: torch.Tensor,
+                     ns: str) -> torch.Tensor:
+        """One instance: token states (T, D), span bounds (S, 2) and type logits, pairs (P, 2) of span indices. Only
+        the spans in a pair are represented."""
+        used, position = pairs.unique(return_inverse=True)
+        representations = self.extractor(states.unsqueeze(0), bounds[used].unsqueeze(0))[0]
+        head, tail = representations[position[:, 0]], representations[position[:, 1]]
         types = type_logits.float().softmax(-1).to(head.dtype)
         context = pool_between(states, bounds[pairs[:, 0]], bounds[pairs[:, 1]])
         features = [head, tail, head * tail, context.to(head.dtype), types[pairs[:, 0]], types[pairs[:, 1]]]
@@ -107,7 +110,7 @@ class RelationExtractor(SpanClassifier):
     def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
         """Entity typing over every span, plus cross-entropy over the gold pairs and sampled negative pairs of the
         candidates (gold entities and the spans the model finds most entity-like, which depend on the model)."""
-        logits, representations = self._logits(states, batch)
+        logits = self._logits(states, batch)
         entity_loss = self._entity_loss(logits, batch)
         not_null = 1 - logits.float().softmax(-1)[..., 0]
         counts = batch["span_mask"].sum(1).tolist()
@@ -129,13 +132,13 @@ class RelationExtractor(SpanClassifier):
             labels = torch.cat([batch["pair_labels"][b][batch["pair_mask"][b]],
                                 torch.zeros(len(negatives), dtype=torch.long, device=states.device)])
             pairs = torch.tensor(positives + negatives, dtype=torch.long, device=states.device)
-            pair_logits = self._pair_logits(states[b], batch["spans"][b], representations[b], logits[b], pairs, batch.namespace)
+            pair_logits = self._pair_logits(states[b], batch["spans"][b], logits[b], pairs, batch.namespace)
             pair_losses.append(nn.functional.cross_entropy(pair_logits.float(), labels, reduction="sum"))
         relation_loss = torch.stack(pair_losses).sum() / len(batch) if pair_losses else logits.sum() * 0
         return entity_loss + self.options.relation_weight * relation_loss
 
     def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[tuple[list[Span], list[Relation]]]:
-        logits, representations = self._logits(states, batch)
+        logits = self._logits(states, batch)
         relation_labels = self.relation_labels[batch.namespace]
         results = []
         for b, found in enumerate(self._decode_entities(logits, batch)):
@@ -143,8 +146,7 @@ class RelationExtractor(SpanClassifier):
             if len(found) > 1:
                 pairs = [(h, t) for h in range(len(found)) for t in range(len(found)) if h != t]
                 rows = torch.tensor([(found[h][1], found[t][1]) for h, t in pairs], device=states.device)
-                predicted = self._pair_logits(states[b], batch["spans"][b], representations[b], logits[b], rows,
-                                              batch.namespace).argmax(-1).tolist()
+                predicted = self._pair_logits(states[b], batch["spans"][b], logits[b], rows, batch.namespace).argmax(-1).tolist()
                 relations = [Relation(entities[h], entities[t], relation_labels[p]) for (h, t), p in zip(pairs, predicted) if p]
             results.append((entities, relations))
         return results

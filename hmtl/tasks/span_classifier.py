@@ -132,10 +132,9 @@ class SpanClassifier(Task):
                     gold[b, position[entity.bounds]] = index.get(entity.label, 0)
         return {"spans": tensor, "span_mask": mask, "gold": gold}
 
-    def _logits(self, states: torch.Tensor, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Type logits (B, S, types) of the batch's enumerated spans, and their representations."""
-        representations = self.extractor(states, batch["spans"])
-        return self.classifiers[batch.namespace](representations), representations
+    def _logits(self, states: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
+        """Type logits (B, S, types) of the batch's enumerated spans."""
+        return self.extractor.score(states, batch["spans"], self.classifiers[batch.namespace])
 
     @staticmethod
     def _entity_loss(logits: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
@@ -159,10 +158,10 @@ class SpanClassifier(Task):
         return predictions
 
     def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
-        return self._entity_loss(self._logits(states, batch)[0], batch)
+        return self._entity_loss(self._logits(states, batch), batch)
 
     def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[list[Span]]:
-        return [[span for span, _ in found] for found in self._decode_entities(self._logits(states, batch)[0], batch)]
+        return [[span for span, _ in found] for found in self._decode_entities(self._logits(states, batch), batch)]
 
     def export(self, prediction: list[Span], offset: int) -> dict[str, list]:
         return {"mentions": [span_json(s, offset) for s in prediction]}

@@ -1,0 +1,25 @@
+"""A BiLSTM over padded, masked token states: the hierarchy's levels and a tagger's private encoders."""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+
+class BiLstm(nn.Module):
+    def __init__(self, input_dim: int, hidden_size: int, num_layers: int = 1, dropout: float = 0.0):
+        super().__init__()
+        self.lstm = nn.LSTM(input_dim, hidden_size, num_layers, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = 2 * hidden_size
+
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) states and their (B, T) mask -> (B, T, output_dim), zero at padding."""
+        lengths = mask.sum(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(inputs.float(), lengths, batch_first=True, enforce_sorted=False)
+        # oneDNN has no bf16 LSTM on CPUs without bf16 instructions (it fails there): on the CPU the LSTMs stay fp32
+        with torch.autocast("cpu", enabled=False) if inputs.device.type == "cpu" else contextlib.nullcontext():
+            output, _ = self.lstm(packed)
+        output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
+        return self.dropout(output)
