@@ -226,14 +226,19 @@ class HierarchicalModel(nn.Module):
         labels = read_json(directory / LABELS_FILE)
         check_labels(labels, config, directory / LABELS_FILE)
         model = cls(config, labels)
-        weights = read_weights(directory, advice="; retrain, or copy the file again")
-        try:
-            model.load_state_dict(weights)
-        except RuntimeError as error:
-            raise HmtlError(f"{directory}: the weights do not fit the model its config describes"
-                            f"{' with --overrides' if overrides else ''}: {str(error).strip().splitlines()[-1].strip()}") from None
+        model.load_weights(directory, " with --overrides" if overrides else "")
         model.eval()
         return model.to(resolve_device(device, "--device"))
+
+    def load_weights(self, directory: str | Path, described: str = "") -> None:
+        """The weights of a saved model folder into this model, or the one-line error for a damaged file or weights
+        of another shape (``described``: how this model's config came about, for that error)."""
+        weights = read_weights(directory, advice="; retrain, or copy the file again")
+        try:
+            self.load_state_dict(weights)
+        except RuntimeError as error:
+            raise HmtlError(f"{directory}: the weights do not fit the model its config describes{described}: "
+                            f"{str(error).strip().splitlines()[-1].strip()}") from None
 
 
 def read_json(path: Path):

@@ -62,6 +62,16 @@ def test_recover_continues_exactly_where_it_stopped(tiny_ner_config, tmp_path):
     assert epochs(tmp_path / "interrupted") == epochs(tmp_path / "straight")
 
 
+def test_recover_with_overrides_that_change_the_model_shape_is_one_line(tiny_ner_config, tmp_path):
+    out = tmp_path / "run"
+    train(tiny_ner_config, out, {"trainer": {"num_epochs": 1}})
+    levels = json.loads((out / "config.json").read_text())["levels"]
+    wider = [{**level, "hidden_size": level["hidden_size"] + 2} for level in levels]
+    with pytest.raises(HmtlError, match=r"last: the weights do not fit the model its config describes \(the run's "
+                                        r"config.json, with --overrides if any\): size mismatch"):
+        train(tiny_ner_config, out, {"levels": wider, "trainer": {"num_epochs": 2}}, recover=True)
+
+
 def test_existing_run_is_not_overwritten_and_recover_needs_a_checkpoint(tiny_ner_config, tmp_path):
     out = tmp_path / "run"
     train(tiny_ner_config, out, {"trainer": {"num_epochs": 1}})

@@ -34,7 +34,7 @@ from hmtl.data.document import Document
 from hmtl.data.loading import load_datasets
 from hmtl.device import autocast, resolve_device
 from hmtl.errors import ConfigError, HmtlError
-from hmtl.model import LABELS_FILE, HierarchicalModel, load_matching_weights, read_json, read_weights, saved_model_dir
+from hmtl.model import LABELS_FILE, HierarchicalModel, load_matching_weights, read_json, saved_model_dir
 from hmtl.progress import Progress, duration
 from hmtl.registry import TASKS
 from hmtl.tracking import Tracker, make_tracker
@@ -367,8 +367,7 @@ class Trainer:
 
     def _restore(self) -> None:
         last = self.dir / "last"
-        restored = HierarchicalModel.from_pretrained(last)
-        self.model.load_state_dict(restored.state_dict())
+        self.model.load_weights(last, " (the run's config.json, with --overrides if any)")
         try:
             state = torch.load(last / STATE_FILE, weights_only=True)
         except Exception:  # an unpickling error (foreign or malicious objects) or a damaged file
@@ -571,7 +570,7 @@ class Trainer:
             raise HmtlError(f"{self.dir}: no best checkpoint was written")
         # the best weights into the training model: a second model would hold a second copy of GloVe and the
         # transformer (and an empty state cache) in memory; the training is over, so nothing needs the last weights
-        self.model.load_state_dict(read_weights(self.dir / "best"))
+        self.model.load_weights(self.dir / "best")
         test = self._evaluate(self.model, "test") if self.instances["test"] else {}
         best_epoch = self._write_metrics(test).get("best_epoch", self.epoch)
         from torch.utils.tensorboard import SummaryWriter
