@@ -5,11 +5,12 @@
 #
 #   bash scripts/bench_multi_corpus.sh [RUN ...]
 #
-# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private chain chain_hierarchical system_b ncbi_from_conll03 report
+# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_14 chain chain_hierarchical system_b ncbi_from_conll03 report
 # (default: all, in this order). biomtl_200 is the BioMTL table's multi-task run (configs/biomtl.json: a shared
 # level 200 wide, 10 epochs), biomtl_200_16 continues it to 16 epochs (the 10-epoch run kept as
 # runs/biomtl_200_10epochs); biomtl_300 is the same with a 300-wide level for 12 epochs; biomtl_private gives each
-# corpus its own 2x100 BiLSTM above the shared level (the tagger's private_encoder), 12 epochs;
+# corpus its own 2x100 BiLSTM above the shared level (the tagger's private_encoder), 12 epochs, and
+# biomtl_private_14 continues it to 14 (its 12-epoch state kept as runs/biomtl_private_12epochs);
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
@@ -82,6 +83,7 @@ for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 chain 
     case "$run" in
       report) report ;;
       biomtl_200_16) longer biomtl_200 16 ;;
+      biomtl_private_14) longer biomtl_private 14 ;;
       *) train "$run" ;;
     esac
   done
