@@ -78,7 +78,7 @@ PY
     --output_file "$RUNS/conll03/gum_cross_corpus.json"
 }
 
-for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
+for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_14 chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
   for run in $name; do
     case "$run" in
       report) report ;;

@@ -107,7 +107,7 @@ def test_a_private_encoder_per_namespace_is_trained_only_by_its_own_corpus(tmp_p
     assert evaluate(HierarchicalModel.from_pretrained(tmp_path / "saved"), instances, batch_size=8) == metrics
 
 
-def test_a_private_encoder_without_a_size_is_a_config_error_naming_the_key():
+def test_a_private_encoder_of_size_zero_is_a_config_error_naming_the_key():
     raw = config_for("crf_tagger")
     raw["tasks"][0]["options"] = {"private_encoder": {"hidden_size": 0}}
     with pytest.raises(ConfigError, match=r"tasks\.t\.options\.private_encoder\.hidden_size"):
