@@ -10,7 +10,7 @@
 # level 200 wide, 10 epochs), biomtl_200_16 continues it to 16 epochs (the 10-epoch run kept as
 # runs/biomtl_200_10epochs); biomtl_300 is the same with a 300-wide level for 12 epochs; biomtl_private gives each
 # corpus its own 2x100 BiLSTM above the shared level (the tagger's private_encoder), 12 epochs, and
-# biomtl_private_14 continues it to 14 (its 12-epoch state kept as runs/biomtl_private_12epochs);
+# biomtl_private_14 is the same model on one 14-epoch schedule;
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
@@ -23,7 +23,7 @@ THREADS=${THREADS:-1}
 export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
 declare -A CONFIG=(
   [ncbi]=configs/ner_ncbi.json [jnlpba]=configs/ner_jnlpba.json [conll03]=configs/ner_conll03_minilm_frozen.json
-  [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [biomtl_private]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
+  [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [biomtl_private]=configs/biomtl.json [biomtl_private_14]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
   [chain_hierarchical]=configs/ner_pos_chunk_conll03_hierarchical.json [ncbi_from_conll03]=configs/ner_ncbi.json
 )
 declare -A INIT_FROM=([ncbi_from_conll03]=conll03)
@@ -31,7 +31,8 @@ declare -A OVERRIDES=(  # what a variant changes in its config, before the train
   [biomtl_300]='"levels": [{"name": "ner", "hidden_size": 300, "dropout": 0.5}], '
   [biomtl_private]='"tasks": [{"name": "ner", "type": "crf_tagger", "level": "ner", "datasets": ["ncbi", "jnlpba", "conll03"], "options": {"private_encoder": {"hidden_size": 100}}}], '
 )
-declare -A EPOCHS=([biomtl_300]=12 [biomtl_private]=12)
+OVERRIDES[biomtl_private_14]=${OVERRIDES[biomtl_private]}
+declare -A EPOCHS=([biomtl_300]=12 [biomtl_private]=12 [biomtl_private_14]=14)
 
 train() {  # NAME
   local out="$RUNS/$1"
@@ -83,7 +84,6 @@ for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl
     case "$run" in
       report) report ;;
       biomtl_200_16) longer biomtl_200 16 ;;
-      biomtl_private_14) longer biomtl_private 14 ;;
       *) train "$run" ;;
     esac
   done

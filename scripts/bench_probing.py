@@ -39,12 +39,6 @@ from hmtl.probing.run import markdown_table
 from hmtl.probing.tasks import SPLITS, TASKS, load_task
 
 
-def senteval_order(data, split: str) -> list[int]:
-    """The rows of a split in the order SentEval fits them: sorted by (sentence length, label id), stable."""
-    sentences, labels = data.splits[split].sentences, data.label_ids(split)
-    return sorted(range(len(labels)), key=lambda i: (len(sentences[i]), labels[i]))
-
-
 def sklearn_reference(parts: dict[str, np.ndarray], labels: dict[str, np.ndarray], seed: int = 1111) -> dict:
     """SentEval's SplitClassifier.run() with usepytorch=False, on float32 features (what SentEval's batcher gives)."""
     from sklearn.exceptions import ConvergenceWarning
@@ -120,7 +114,7 @@ def main() -> None:
                 if method == "sklearn":
                     parts = {k: v.numpy() for k, v in split_vectors(task_vectors, data).items()}
                     labels = {s: np.array(data.label_ids(s)) for s in SPLITS}
-                    orders = {s: senteval_order(data, s) for s in SPLITS}
+                    orders = {s: data.senteval_order(s) for s in SPLITS}
                     result = sklearn_reference({s: parts[s][orders[s]] for s in SPLITS},
                                                {s: labels[s][orders[s]] for s in SPLITS}, args.seed)
                 else:

@@ -135,3 +135,27 @@ def test_many_problems_at_once_equal_one_at_a_time():
         alone = fit_logreg(*as_torch(x, y), 3, [value])
         assert torch.allclose(together.weight[i], alone.weight[0], atol=1e-4)
         assert int(together.n_iter[i]) == int(alone.n_iter[0])
+
+
+def test_preconditioner_changes_variables_not_the_problem():
+    """The builtin protocol's preconditioner rotates and scales the weights: its adjoint is the transpose of its
+    forward map (so the gradients the solver sees are right), and a fit through it reaches the same optimum."""
+    from hmtl.probing.logreg import Preconditioner
+
+    generator = torch.Generator().manual_seed(0)
+    d, k, r = 6, 3, 2
+    rotation = torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))[0]
+    scale = torch.rand(r, k * (d + 1), generator=generator, dtype=torch.float64) + 0.5
+    precond = Preconditioner(scale, rotation)
+    u, g = (torch.randn(r, k * (d + 1), generator=generator, dtype=torch.float64) for _ in range(2))
+    assert torch.allclose((precond.forward(u, d) * g).sum(1), (u * precond.adjoint(g, d)).sum(1))
+    assert not torch.allclose(precond.forward(u, d), u * scale)  # the rotation is applied
+
+    x, y = problem(300, classes=k, dim=d)
+    l2 = [1e-3, 1e-2]
+    plain = fit_logreg(*as_torch(x, y), k, l2, binary=False, gtol=1e-5, max_iter=1000)
+    through = fit_logreg(*as_torch(x, y), k, l2, binary=False, gtol=1e-5, max_iter=1000, preconditioner=precond)
+    assert plain.converged.all() and through.converged.all()
+    assert torch.allclose(plain.loss, through.loss, rtol=1e-6)
+    features = torch.from_numpy(x)
+    assert torch.allclose(plain.logits(features).softmax(-1), through.logits(features).softmax(-1), atol=1e-3)

@@ -86,3 +86,26 @@ def test_probe_task_and_majority():
     majority = majority_baseline(data)
     assert majority["params"] == {"label": "y"}
     assert majority["devacc"] == 50.0 and majority["acc"] == 66.67
+
+
+def test_senteval_protocol_fits_on_sentevals_row_order(monkeypatch):
+    """SentEval sorts each split by sentence length, then label, before fitting; the senteval protocol does too
+    (an unconverged fit depends on the row order), the builtin one keeps the file order."""
+    splits = {"tr": ProbingSplit([["a", "b", "c"], ["a"], ["a", "b"], ["b"]], ["x", "y", "x", "x"]),
+              "va": ProbingSplit([["a", "b"], ["a"]], ["y", "x"]),
+              "te": ProbingSplit([["c"]], ["y"])}
+    data = ProbingData("T", splits)
+    assert data.label_names == ["x", "y"]
+    assert data.senteval_order("tr") == [3, 1, 2, 0]  # lengths 1, 1, 2, 3; of the two of length 1, x before y
+    assert data.senteval_order("va") == [1, 0]
+    import importlib
+
+    module = importlib.import_module("hmtl.probing.probe")
+    seen = []
+    real = module.probe
+    monkeypatch.setattr(module, "probe", lambda train_x, *rest, **kw: seen.append(train_x[:, 0].tolist())
+                        or real(train_x, *rest, **kw))
+    vectors = torch.arange(7, dtype=torch.float32).unsqueeze(1)
+    probe_task(vectors, data, ProbeConfig(protocol="senteval"))
+    probe_task(vectors, data, ProbeConfig())
+    assert seen == [[3.0, 1.0, 2.0, 0.0], [0.0, 1.0, 2.0, 3.0]]

@@ -21,8 +21,9 @@ problems together: the scores along the search direction, ``X d`` (a trial step 
 ``X theta + t X d``, so the line search costs no product with the features at all), and the gradient at the point
 accepted. The quasi-Newton direction uses the compact representation of Byrd, Nocedal and Schnabel (1994): a few
 batched products with the stored pairs, whatever the history length. The few problems whose first trial step fails
-search on one at a time, in Python floats. ``scale`` preconditions (a diagonal change of variables, for the builtin
-protocol, which wants the optimum and not scikit-learn's path).
+search on one at a time, in Python floats. A ``Preconditioner`` changes variables (for the builtin protocol, which
+wants the optimum and not scikit-learn's path): a per-parameter scale, optionally after an orthogonal rotation of the
+weights, applied to the parameters (a ``D x D`` product per problem), never to the ``N x D`` features.
 """
 from __future__ import annotations
 
@@ -57,14 +58,45 @@ class LogRegFit:
         return scores
 
 
+@dataclass
+class Preconditioner:
+    """The change of variables ``theta = P u``: per problem and class, the weights ``scale[..., :D] * u[..., :D]``
+    rotated by ``rotation`` (``(D, D)``, orthogonal: ``w = (scale * u) @ rotation.T``) and the intercept
+    ``scale[..., D] * u[..., D]``. ``scale`` is ``(R, K * (D + 1))``. An orthogonal rotation keeps ``|w|``, so the
+    L2 penalty stays diagonal in ``u``: ``l2 * scale^2``."""
+
+    scale: torch.Tensor
+    rotation: torch.Tensor | None = None
+
+    def select(self, keep: torch.Tensor) -> "Preconditioner":
+        return Preconditioner(self.scale[keep], self.rotation)
+
+    def _rotate(self, params: torch.Tensor, d: int, matrix: torch.Tensor) -> torch.Tensor:
+        r = params.shape[0]
+        params = params.view(r, -1, d + 1).clone()
+        params[..., :-1] = params[..., :-1] @ matrix
+        return params.view(r, -1)
+
+    def forward(self, u: torch.Tensor, d: int) -> torch.Tensor:
+        """``u (r, P)`` -> ``theta (r, P)``."""
+        theta = u * self.scale
+        return theta if self.rotation is None else self._rotate(theta, d, self.rotation.t())
+
+    def adjoint(self, grad: torch.Tensor, d: int) -> torch.Tensor:
+        """A gradient with respect to ``theta`` -> the gradient with respect to ``u``."""
+        if self.rotation is not None:
+            grad = self._rotate(grad, d, self.rotation)
+        return grad * self.scale
+
+
 LOG2E = 1.4426950408889634  # softmax in base 2: exp2 is about twice as fast as exp on CPUs
 LN2 = 0.6931471805599453
 
 
 class _Data:
-    """The features and targets of a set of problems. Scores are class-major, ``(r, K, N)``, so both products read
-    the features along their rows; softmax scores are kept in base-2 units (``log2(e) * z``, from pre-scaled
-    features) so that ``exp2`` replaces ``exp``."""
+    """The features and targets of a set of problems. Scores are class-major, ``(r, K, N)``; softmax scores are
+    kept in base-2 units (``log2(e) * z``, from pre-scaled parameters) so that ``exp2`` replaces ``exp``. The
+    features are used as given (the scores' product reads them transposed), never copied."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, classes: int, binary: bool, dtype: torch.dtype):
         self.x = x.detach().to("cpu", dtype).contiguous()
@@ -72,7 +104,6 @@ class _Data:
         self.k = 1 if binary else classes
         self.binary = binary
         self.unit = 1.0 if binary else LOG2E  # score units per nat
-        self.xt = (self.x.t() * self.unit).contiguous()
         y = y.detach().to("cpu", torch.long)
         if binary:
             self.target = y.to(dtype).view(1, 1, self.n)
@@ -84,8 +115,9 @@ class _Data:
         """``params (r, K * (D + 1))`` (per class its weights, then its intercept) -> scores ``(r, K, N)``."""
         r = params.shape[0]
         params = params.view(r * self.k, self.d + 1).to(self.x.dtype)
-        bias = params[:, -1:] if self.binary else params[:, -1:] * self.unit
-        return torch.addmm(bias, params[:, :-1], self.xt).view(r, self.k, self.n)
+        if not self.binary:
+            params = params * self.unit
+        return torch.addmm(params[:, -1:], params[:, :-1], self.x.t()).view(r, self.k, self.n)
 
     def loss(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean data loss per problem (float64) and the residual ``d loss / d z`` divided by ``N``, ``(r, K, N)``."""
@@ -230,13 +262,13 @@ class _History:
 
 def fit_logreg(x: torch.Tensor, y: torch.Tensor, classes: int, l2, binary: bool | None = None,
                max_iter: int = 100, gtol: float = 1e-4, history: int = 10, c1: float = 1e-3, c2: float = 0.9,
-               max_evals: int = 20, scale: torch.Tensor | None = None,
+               max_evals: int = 20, preconditioner: Preconditioner | None = None,
                dtype: torch.dtype = torch.float32) -> LogRegFit:
     """One problem per entry of ``l2`` on ``x (N, D)`` and ``y (N,)`` (class ids below ``classes``); ``binary`` None
-    means one logit when there are two classes, as scikit-learn. ``scale`` ``(R, K * (D + 1))``, if given, is a
-    preconditioner: the optimizer works on ``u = theta / scale`` (a diagonal change of variables: the problem and
-    its solution are the same, the path is not). ``dtype`` is that of the products with the features and of the
-    scores; the optimizer's own vectors are float64."""
+    means one logit when there are two classes, as scikit-learn. With a ``preconditioner`` the optimizer works on
+    ``u`` with ``theta = P u`` (a change of variables: the problem and its solution are the same, the path is not).
+    ``dtype`` is that of the products with the features and of the scores; the optimizer's own vectors are
+    float64."""
     binary = classes == 2 if binary is None else binary
     data = _Data(x, y, classes, binary, dtype)
     l2_all = torch.as_tensor(l2, dtype=F64).reshape(-1)
@@ -253,25 +285,27 @@ def fit_logreg(x: torch.Tensor, y: torch.Tensor, classes: int, l2, binary: bool 
     # the running problems, by position in `active`
     active = torch.arange(r_all)
     pen = l2_all.view(-1, 1) * mask.view(1, -1)  # l2 per parameter, (r, P)
-    if scale is not None:
-        scale = torch.as_tensor(scale, dtype=F64).expand(r_all, p).clone()
-        pen = pen * scale * scale
-    theta = theta_all.clone()  # u = theta / scale when preconditioned
+    precond = preconditioner
+    if precond is not None:
+        precond = Preconditioner(torch.as_tensor(precond.scale, dtype=F64).expand(r_all, p).clone(),
+                                 None if precond.rotation is None else precond.rotation.to(F64))
+        pen = pen * precond.scale * precond.scale
+    theta = theta_all.clone()  # u when preconditioned (zero either way)
     scores = data.scores(theta)
     loss, residual = data.loss(scores)
     grad = data.gradient(residual)
-    if scale is not None:
-        grad.mul_(scale)
+    if precond is not None:
+        grad = precond.adjoint(grad, d)
     memory = _History(r_all, p, history)
 
     def finish(keep: torch.Tensor) -> None:
-        nonlocal active, pen, scale, theta, scores, loss, grad
+        nonlocal active, pen, precond, theta, scores, loss, grad
         gone = ~keep
-        theta_all[active[gone]] = theta[gone] if scale is None else theta[gone] * scale[gone]
+        theta_all[active[gone]] = theta[gone] if precond is None else precond.select(gone).forward(theta[gone], d)
         loss_all[active[gone]] = loss[gone]
         active, pen, theta, scores, loss, grad = active[keep], pen[keep], theta[keep], scores[keep], loss[keep], grad[keep]
-        if scale is not None:
-            scale = scale[keep]
+        if precond is not None:
+            precond = precond.select(keep)
         memory.select(keep)
 
     met = grad.abs().amax(1) <= gtol
@@ -302,7 +336,7 @@ def fit_logreg(x: torch.Tensor, y: torch.Tensor, classes: int, l2, binary: bool 
         q0 = 0.5 * torch.linalg.vecdot(theta, theta_pen)
         q1 = torch.linalg.vecdot(theta, pen_dir)
         q2 = 0.5 * torch.linalg.vecdot(direction, pen_dir)
-        scores_dir = data.scores(direction if scale is None else direction * scale)
+        scores_dir = data.scores(direction if precond is None else precond.forward(direction, d))
         if step is None:
             trial = scores + scores_dir
         else:
@@ -345,8 +379,8 @@ def fit_logreg(x: torch.Tensor, y: torch.Tensor, classes: int, l2, binary: bool 
         step_vec = direction if accepted is None else direction.mul_(accepted.unsqueeze(1))
         theta = theta + step_vec
         new_grad = data.gradient(new_residual)
-        if scale is not None:
-            new_grad.mul_(scale)
+        if precond is not None:
+            new_grad = precond.adjoint(new_grad, d)
         new_grad.addcmul_(theta, pen)
         y_vec = new_grad - grad
         sy, yy = torch.linalg.vecdot(step_vec, y_vec), torch.linalg.vecdot(y_vec, y_vec)

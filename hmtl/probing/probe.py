@@ -8,10 +8,11 @@ paper's MLP (one sigmoid hidden layer).
 Two protocols for the logistic regression (``ProbeConfig.protocol``):
 
 - ``builtin`` (default): features standardized with the training statistics, L2 grid ``L2_GRID`` on the loss
-  ``mean CE + l2/2 |W|^2``, multinomial, trained to convergence. The solver is preconditioned: the standardized
-  features are rotated onto the eigenvectors of their covariance (an orthogonal change of basis, which leaves the
-  problem and its L2 penalty unchanged) and each weight is scaled by ``1 / sqrt(lambda_j / K + l2)``, so L-BFGS
-  needs a few dozen iterations where it needed hundreds.
+  ``mean CE + l2/2 |W|^2``, multinomial, trained to convergence. The solver is preconditioned: its variables are
+  the weights on the eigenvectors of the features' covariance (an orthogonal change of basis, which leaves the
+  problem and its L2 penalty unchanged), each scaled by ``1 / sqrt(lambda_j / K + l2)``, so L-BFGS needs a few
+  dozen iterations where it needed hundreds. The change of basis is applied to the weights (``D x D`` per
+  problem), not to the ``N x D`` features.
 - ``senteval``: what SentEval's scikit-learn path (``usepytorch=False``) computes: raw features,
   ``LogisticRegression(C=C)`` for ``C`` in ``SENTEVAL_C_GRID`` = 2^-2 .. 2^3 with scikit-learn's defaults (lbfgs,
   ``max_iter=100``, ``tol=1e-4``, one weight vector for two classes, multinomial otherwise, intercept not
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from hmtl.probing.errors import ProbingError
-from hmtl.probing.logreg import fit_logreg
+from hmtl.probing.logreg import Preconditioner, fit_logreg
 from hmtl.probing.tasks import ProbingData
 
 CLASSIFIERS = ("logreg", "mlp")
@@ -106,36 +107,30 @@ def _accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1) == y.unsqueeze(0)).float().mean(-1)
 
 
-def _standardize(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+def _standardize(train: torch.Tensor, *others: torch.Tensor, scale: bool = True) -> list[torch.Tensor]:
+    """The features centered on the training mean and, with ``scale``, divided by the training standard deviation.
+    Centering changes no prediction (the intercepts are not penalized) but decouples them from the weights."""
     mean = train.mean(0, keepdim=True)
+    if not scale:
+        return [x - mean for x in (train, *others)]
     std = train.std(0, keepdim=True, unbiased=False)
     std = torch.where(std > 1e-8, std, torch.ones_like(std))
     return [(x - mean) / std for x in (train, *others)]
 
 
-def _rotate(train: torch.Tensor, *others: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """The features, centered on the training mean (the intercepts are not penalized, so this changes no
-    prediction), on the eigenvectors of the training covariance; and its eigenvalues."""
-    mean = train.mean(0, keepdim=True)
-    train, others = train - mean, [x - mean for x in others]
-    covariance = (train.t() @ train).double() / max(1, train.shape[0])
-    eigenvalues, vectors = torch.linalg.eigh(covariance)
-    vectors = vectors.to(train.dtype)
-    return [x @ vectors for x in (train, *others)], eigenvalues.clamp(min=0)
-
-
 def _builtin_logreg(train_x, train_y, others, classes: int, config: ProbeConfig):
-    """Multinomial logistic regressions for ``config.l2_grid``, preconditioned (module docstring): ``(logits of each
-    of others (R, N, C)), grid``."""
-    (train_x, *others), eigenvalues = _rotate(train_x, *others)
+    """Multinomial logistic regressions for ``config.l2_grid`` on centered features, preconditioned (module
+    docstring): ``(logits of each of others (R, N, C)), grid``."""
+    covariance = (train_x.t() @ train_x).double() / max(1, train_x.shape[0])
+    eigenvalues, vectors = torch.linalg.eigh(covariance)
     l2 = torch.tensor(config.l2_grid, dtype=torch.float64)
     curvature = 1.0 / classes
     d = train_x.shape[1]
     scale = torch.empty(len(l2), classes, d + 1, dtype=torch.float64)
-    scale[..., :-1] = (curvature * eigenvalues.view(1, 1, d) + l2.view(-1, 1, 1)).rsqrt()
+    scale[..., :-1] = (curvature * eigenvalues.clamp(min=0).view(1, 1, d) + l2.view(-1, 1, 1)).rsqrt()
     scale[..., -1] = curvature ** -0.5
     fit = fit_logreg(train_x, train_y, classes, l2, binary=False, max_iter=config.max_iter, gtol=config.tol,
-                     scale=scale.view(len(l2), -1))
+                     preconditioner=Preconditioner(scale.view(len(l2), -1), vectors))
     return [fit.logits(x) for x in others], [{"l2": value} for value in config.l2_grid]
 
 
@@ -222,8 +217,8 @@ def probe(train_x: torch.Tensor, train_y: torch.Tensor, dev_x: torch.Tensor, dev
         raise ProbingError("a probing task needs training and dev instances")
     train_x, dev_x, test_x = (t.detach().to("cpu", torch.float32) for t in (train_x, dev_x, test_x))
     train_y, dev_y, test_y = (t.detach().to("cpu", torch.long) for t in (train_y, dev_y, test_y))
-    if config.standardize and config.protocol == "builtin":
-        train_x, dev_x, test_x = _standardize(train_x, dev_x, test_x)
+    if config.protocol == "builtin":
+        train_x, dev_x, test_x = _standardize(train_x, dev_x, test_x, scale=config.standardize)
     classes = num_classes or int(max(train_y.max(), dev_y.max(), test_y.max() if test_y.numel() else 0)) + 1
     generator = torch.Generator().manual_seed(config.seed)
     with torch.random.fork_rng(devices=[]), _threads(config.num_threads):
@@ -263,9 +258,14 @@ def split_vectors(vectors: torch.Tensor, data: ProbingData) -> dict[str, torch.T
 
 
 def probe_task(vectors: torch.Tensor, data: ProbingData, config: ProbeConfig | None = None) -> dict:
-    """Probe one task from the vectors of ``data.all_sentences()``."""
+    """Probe one task from the vectors of ``data.all_sentences()``; the senteval protocol fits on the rows in
+    SentEval's order."""
     parts = split_vectors(vectors, data)
     labels = {split: torch.tensor(data.label_ids(split), dtype=torch.long) for split in parts}
+    if (config or ProbeConfig()).protocol == "senteval":
+        orders = {split: torch.tensor(data.senteval_order(split), dtype=torch.long) for split in parts}
+        parts = {split: rows[orders[split]] for split, rows in parts.items()}
+        labels = {split: rows[orders[split]] for split, rows in labels.items()}
     return probe(parts["tr"], labels["tr"], parts["va"], labels["va"], parts["te"], labels["te"], config,
                  num_classes=len(data.label_names))
 

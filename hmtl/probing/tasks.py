@@ -93,6 +93,13 @@ class ProbingData:
         index = {label: i for i, label in enumerate(self.label_names)}
         return [index[label] for label in self.splits[split].labels]
 
+    def senteval_order(self, split: str) -> list[int]:
+        """The rows of a split in the order SentEval fits them (``PROBINGEval.run`` sorts each split by sentence
+        length, then label, stably). Where a classifier stops short of convergence, as scikit-learn's often does
+        after 100 iterations, its answer depends on the order of the training rows."""
+        sentences, labels = self.splits[split].sentences, self.label_ids(split)
+        return sorted(range(len(labels)), key=lambda i: (len(sentences[i]), labels[i]))
+
     def all_sentences(self) -> list[list[str]]:
         return [s for split in SPLITS for s in self.splits[split].sentences]
 
