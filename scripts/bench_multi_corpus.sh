@@ -5,12 +5,13 @@
 #
 #   bash scripts/bench_multi_corpus.sh [RUN ...]
 #
-# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_14 chain chain_hierarchical system_b ncbi_from_conll03 report
+# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short chain chain_hierarchical system_b ncbi_from_conll03 report
 # (default: all, in this order). biomtl_200 is the BioMTL table's multi-task run (configs/biomtl.json: a shared
 # level 200 wide, 10 epochs), biomtl_200_16 continues it to 16 epochs (the 10-epoch run kept as
 # runs/biomtl_200_10epochs); biomtl_300 is the same with a 300-wide level for 12 epochs; biomtl_private gives each
 # corpus its own 2x100 BiLSTM above the shared level (the tagger's private_encoder), 12 epochs, and
-# biomtl_private_14 is the same model on one 14-epoch schedule;
+# biomtl_private_short trains the same model on a 14-epoch schedule, stops it after epoch 7 and finishes it with
+# --recover as a 12-epoch one (the linear decay reaches zero at epoch 12 from 0.44 of its peak);
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
@@ -23,7 +24,7 @@ THREADS=${THREADS:-1}
 export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
 declare -A CONFIG=(
   [ncbi]=configs/ner_ncbi.json [jnlpba]=configs/ner_jnlpba.json [conll03]=configs/ner_conll03_minilm_frozen.json
-  [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [biomtl_private]=configs/biomtl.json [biomtl_private_14]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
+  [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [biomtl_private]=configs/biomtl.json [biomtl_private_short]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
   [chain_hierarchical]=configs/ner_pos_chunk_conll03_hierarchical.json [ncbi_from_conll03]=configs/ner_ncbi.json
 )
 declare -A INIT_FROM=([ncbi_from_conll03]=conll03)
@@ -31,15 +32,22 @@ declare -A OVERRIDES=(  # what a variant changes in its config, before the train
   [biomtl_300]='"levels": [{"name": "ner", "hidden_size": 300, "dropout": 0.5}], '
   [biomtl_private]='"tasks": [{"name": "ner", "type": "crf_tagger", "level": "ner", "datasets": ["ncbi", "jnlpba", "conll03"], "options": {"private_encoder": {"hidden_size": 100}}}], '
 )
-OVERRIDES[biomtl_private_14]=${OVERRIDES[biomtl_private]}
-declare -A EPOCHS=([biomtl_300]=12 [biomtl_private]=12 [biomtl_private_14]=14)
+OVERRIDES[biomtl_private_short]=${OVERRIDES[biomtl_private]}
+declare -A EPOCHS=([biomtl_300]=12 [biomtl_private]=12)
+declare -A SHORTEN=([biomtl_private_short]="14 7 12")  # schedule, stopped after, finished as
 
-train() {  # NAME
+finished() {  # NAME: the run has its test metrics
   local out="$RUNS/$1"
   if [ -f "$out/metrics.json" ] && python -c "import json,sys; sys.exit('test' not in json.load(open('$out/metrics.json')))"; then
     echo "$1: finished run in $out, kept"
-    return
+    return 0
   fi
+  return 1
+}
+
+train() {  # NAME
+  local out="$RUNS/$1"
+  finished "$1" && return
   local resume=()
   [ -n "${INIT_FROM[$1]:-}" ] && resume=(--init_from "$RUNS/${INIT_FROM[$1]}")
   [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
@@ -53,6 +61,30 @@ longer() {  # NAME EPOCHS: continue a finished run to EPOCHS epochs (--recover; 
   cp -r "$RUNS/$1" "$RUNS/$1_$(python -c "import json; print(len(json.load(open('$RUNS/$1/metrics.json'))['epochs']))")epochs"
   python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$RUNS/$1" --recover \
     --overrides "{\"trainer\": {\"num_epochs\": $2, \"num_threads\": $THREADS}}" > "$RUNS/$1.longer.log" 2>&1
+}
+
+shortened() {  # NAME: train on a FROM-epoch schedule, stop after AFTER epochs, finish as a TO-epoch schedule
+  local from after to out="$RUNS/$1"
+  read -r from after to <<< "${SHORTEN[$1]}"
+  finished "$1" && return
+  local epochs=0 resume=()
+  [ -f "$out/metrics.json" ] && epochs=$(python -c "import json; print(len(json.load(open('$out/metrics.json'))['epochs']))")
+  if [ "$epochs" -lt "$after" ]; then
+    [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
+    echo "$1: training ${CONFIG[$1]} into $out on a $from-epoch schedule, stopped after epoch $after ${resume[*]:-}"
+    python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$out" "${resume[@]}" --force \
+      --overrides "{${OVERRIDES[$1]}\"trainer\": {\"num_threads\": $THREADS, \"num_epochs\": $from}}" > "$out.log" 2>&1 &
+    local pid=$!
+    # metrics.json gets an epoch after that epoch's checkpoint is written
+    until python -c "import json,sys; sys.exit(len(json.load(open('$out/metrics.json'))['epochs']) < $after)" 2>/dev/null; do
+      kill -0 "$pid" 2>/dev/null || { echo "$1: training stopped early, see $out.log"; return 1; }
+      sleep 10
+    done
+    kill "$pid"; wait "$pid" || true
+  fi
+  echo "$1: finishing $out as a $to-epoch schedule (--recover)"
+  python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$out" --recover \
+    --overrides "{\"trainer\": {\"num_epochs\": $to, \"num_threads\": $THREADS}}" >> "$out.log" 2>&1
 }
 
 report() {
@@ -79,11 +111,12 @@ PY
     --output_file "$RUNS/conll03/gum_cross_corpus.json"
 }
 
-for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_14 chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
+for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
   for run in $name; do
     case "$run" in
       report) report ;;
       biomtl_200_16) longer biomtl_200 16 ;;
+      biomtl_private_short) shortened biomtl_private_short ;;
       *) train "$run" ;;
     esac
   done
