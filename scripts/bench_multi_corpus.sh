@@ -36,6 +36,10 @@ OVERRIDES[biomtl_private_short]=${OVERRIDES[biomtl_private]}
 declare -A EPOCHS=([biomtl_300]=12 [biomtl_private]=12)
 declare -A SHORTEN=([biomtl_private_short]="14 7 12")  # schedule, stopped after, finished as
 
+epochs_done() {  # NAME: how many epochs its metrics.json records (0 before the first)
+  python -c "import json,sys; print(len(json.load(open(sys.argv[1]))['epochs']))" "$RUNS/$1/metrics.json" 2>/dev/null || echo 0
+}
+
 finished() {  # NAME: the run has its test metrics
   local out="$RUNS/$1"
   if [ -f "$out/metrics.json" ] && python -c "import json,sys; sys.exit('test' not in json.load(open('$out/metrics.json')))"; then
@@ -58,7 +62,7 @@ train() {  # NAME
 
 longer() {  # NAME EPOCHS: continue a finished run to EPOCHS epochs (--recover; the linear decay restarts from there)
   echo "$1: continuing $RUNS/$1 to $2 epochs"
-  cp -r "$RUNS/$1" "$RUNS/$1_$(python -c "import json; print(len(json.load(open('$RUNS/$1/metrics.json'))['epochs']))")epochs"
+  cp -r "$RUNS/$1" "$RUNS/$1_$(epochs_done "$1")epochs"
   python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$RUNS/$1" --recover \
     --overrides "{\"trainer\": {\"num_epochs\": $2, \"num_threads\": $THREADS}}" > "$RUNS/$1.longer.log" 2>&1
 }
@@ -67,16 +71,15 @@ shortened() {  # NAME: train on a FROM-epoch schedule, stop after AFTER epochs, 
   local from after to out="$RUNS/$1"
   read -r from after to <<< "${SHORTEN[$1]}"
   finished "$1" && return
-  local epochs=0 resume=()
-  [ -f "$out/metrics.json" ] && epochs=$(python -c "import json; print(len(json.load(open('$out/metrics.json'))['epochs']))")
-  if [ "$epochs" -lt "$after" ]; then
+  local resume=()
+  if [ "$(epochs_done "$1")" -lt "$after" ]; then
     [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
     echo "$1: training ${CONFIG[$1]} into $out on a $from-epoch schedule, stopped after epoch $after ${resume[*]:-}"
     python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$out" "${resume[@]}" --force \
       --overrides "{${OVERRIDES[$1]}\"trainer\": {\"num_threads\": $THREADS, \"num_epochs\": $from}}" > "$out.log" 2>&1 &
     local pid=$!
     # metrics.json gets an epoch after that epoch's checkpoint is written
-    until python -c "import json,sys; sys.exit(len(json.load(open('$out/metrics.json'))['epochs']) < $after)" 2>/dev/null; do
+    until [ "$(epochs_done "$1")" -ge "$after" ]; do
       kill -0 "$pid" 2>/dev/null || { echo "$1: training stopped early, see $out.log"; return 1; }
       sleep 10
     done

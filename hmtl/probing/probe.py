@@ -260,9 +260,10 @@ def split_vectors(vectors: torch.Tensor, data: ProbingData) -> dict[str, torch.T
 def probe_task(vectors: torch.Tensor, data: ProbingData, config: ProbeConfig | None = None) -> dict:
     """Probe one task from the vectors of ``data.all_sentences()``; the senteval protocol fits on the rows in
     SentEval's order."""
+    config = config or ProbeConfig()
     parts = split_vectors(vectors, data)
     labels = {split: torch.tensor(data.label_ids(split), dtype=torch.long) for split in parts}
-    if (config or ProbeConfig()).protocol == "senteval":
+    if config.protocol == "senteval":
         orders = {split: torch.tensor(data.senteval_order(split), dtype=torch.long) for split in parts}
         parts = {split: rows[orders[split]] for split, rows in parts.items()}
         labels = {split: rows[orders[split]] for split, rows in labels.items()}
