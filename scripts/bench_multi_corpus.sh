@@ -5,13 +5,14 @@
 #
 #   bash scripts/bench_multi_corpus.sh [RUN ...]
 #
-# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short chain chain_hierarchical system_b ncbi_from_conll03 report
+# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short biomtl_private_bio chain chain_hierarchical system_b ncbi_from_conll03 report
 # (default: all, in this order). biomtl_200 is the BioMTL table's multi-task run (configs/biomtl.json: a shared
 # level 200 wide, 10 epochs), biomtl_200_16 continues it to 16 epochs (the 10-epoch run kept as
 # runs/biomtl_200_10epochs); biomtl_300 is the same with a 300-wide level for 12 epochs; biomtl_private gives each
 # corpus its own 2x100 BiLSTM above the shared level (the tagger's private_encoder), 12 epochs, and
 # biomtl_private_short trains the same model on a 14-epoch schedule, stops it after epoch 7 and finishes it with
-# --recover as a 12-epoch one (the linear decay reaches zero at epoch 12 from 0.44 of its peak);
+# --recover as a 12-epoch one (the linear decay reaches zero at epoch 12 from 0.44 of its peak); biomtl_private_bio
+# gives a private BiLSTM to the biomedical corpora only (CoNLL-2003 reads the shared level alone), 12 epochs;
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
 # Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
@@ -24,7 +25,7 @@ THREADS=${THREADS:-1}
 export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
 declare -A CONFIG=(
   [ncbi]=configs/ner_ncbi.json [jnlpba]=configs/ner_jnlpba.json [conll03]=configs/ner_conll03_minilm_frozen.json
-  [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [biomtl_private]=configs/biomtl.json [biomtl_private_short]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
+  [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [biomtl_private]=configs/biomtl.json [biomtl_private_short]=configs/biomtl.json [biomtl_private_bio]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
   [chain_hierarchical]=configs/ner_pos_chunk_conll03_hierarchical.json [ncbi_from_conll03]=configs/ner_ncbi.json
 )
 declare -A INIT_FROM=([ncbi_from_conll03]=conll03)
@@ -33,7 +34,8 @@ declare -A OVERRIDES=(  # what a variant changes in its config, before the train
   [biomtl_private]='"tasks": [{"name": "ner", "type": "crf_tagger", "level": "ner", "datasets": ["ncbi", "jnlpba", "conll03"], "options": {"private_encoder": {"hidden_size": 100}}}], '
 )
 OVERRIDES[biomtl_private_short]=${OVERRIDES[biomtl_private]}
-declare -A EPOCHS=([biomtl_300]=12 [biomtl_private]=12)
+OVERRIDES[biomtl_private_bio]=${OVERRIDES[biomtl_private]/'"hidden_size": 100'/'"hidden_size": 100, "datasets": ["ncbi", "jnlpba"]'}
+declare -A EPOCHS=([biomtl_300]=12 [biomtl_private]=12 [biomtl_private_bio]=12)
 declare -A SHORTEN=([biomtl_private_short]="14 7 12")  # schedule, stopped after, finished as
 
 epochs_done() {  # NAME: how many epochs its metrics.json records (0 before the first)
@@ -114,7 +116,7 @@ PY
     --output_file "$RUNS/conll03/gum_cross_corpus.json"
 }
 
-for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
+for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short biomtl_private_bio chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
   for run in $name; do
     case "$run" in
       report) report ;;

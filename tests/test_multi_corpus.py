@@ -107,6 +107,29 @@ def test_a_private_encoder_per_namespace_is_trained_only_by_its_own_corpus(tmp_p
     assert evaluate(HierarchicalModel.from_pretrained(tmp_path / "saved"), instances, batch_size=8) == metrics
 
 
+def test_private_encoders_only_on_the_datasets_listed():
+    raw = config_for("crf_tagger")
+    raw["tasks"][0]["options"] = {"private_encoder": {"hidden_size": 6, "datasets": ["second"]}}
+    config = parse_config(raw)
+    documents = two_corpora()
+    model = HierarchicalModel(config, build_labels(config, documents))
+    tagger = model.task("t")
+    assert set(tagger.private) == {"second__t"}
+    assert tagger.projections["first__t"].in_features == 48  # the shared level alone
+    assert tagger.projections["second__t"].in_features == 48 + 12
+    instances = model.task_instances(documents)
+    by_namespace = {ns: [i for i in instances["t"] if i.namespace == ns] for ns in tagger.namespaces}
+    model(model.collate([("t", by_namespace["first__t"])]))["t"].backward()
+    assert all(p.grad is None for p in tagger.private["second__t"].parameters())
+
+
+def test_a_private_encoder_on_a_dataset_the_task_does_not_read_is_a_config_error_naming_the_key():
+    raw = config_for("crf_tagger")
+    raw["tasks"][0]["options"] = {"private_encoder": {"hidden_size": 6, "datasets": ["second", "thrid"]}}
+    with pytest.raises(ConfigError, match=r": tasks\.t\.options\.private_encoder\.datasets: thrid not among the task's datasets \(first, second\)$"):
+        parse_config(raw)  # at config load, before any data is read
+
+
 def test_a_private_encoder_of_size_zero_is_a_config_error_naming_the_key():
     raw = config_for("crf_tagger")
     raw["tasks"][0]["options"] = {"private_encoder": {"hidden_size": 0}}

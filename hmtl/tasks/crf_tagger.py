@@ -11,6 +11,7 @@ from torch import nn
 from hmtl.config import Section, TaskConfig, namespace
 from hmtl.data.document import Document, Span
 from hmtl.data.tagging import spans_to_tags, tags_to_spans
+from hmtl.errors import ConfigError
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.bilstm import BiLstm
 from hmtl.modules.crf import CRF, transition_constraints
@@ -59,6 +60,9 @@ class TaggerScorer:
 class PrivateEncoder(Section):
     hidden_size: int = Field(ge=1)
     dropout: float = Field(default=0.5, ge=0, lt=1)
+    datasets: list[str] | None = Field(default=None, min_length=1, description=(
+        "the datasets whose namespaces get one (default: every dataset of the task); the others read the shared "
+        "level alone"))
 
 
 @TASKS.register("crf_tagger")
@@ -75,16 +79,29 @@ class CrfTagger(Task):
         super().__init__(config, input_dim, labels)
         self.dropout = nn.Dropout(self.options.dropout)
         private = self.options.private_encoder
-        self.private = nn.ModuleDict(
-            {ns: BiLstm(input_dim, private.hidden_size, dropout=private.dropout) for ns in labels} if private else {}
-        )
-        features = input_dim + (2 * private.hidden_size if private else 0)
-        self.projections = nn.ModuleDict({ns: nn.Linear(features, len(tags)) for ns, tags in labels.items()})
+        self.private = nn.ModuleDict({
+            namespace(dataset, self.name): BiLstm(input_dim, private.hidden_size, dropout=private.dropout)
+            for dataset in (private.datasets or self.datasets)
+        } if private else {})
+        self.projections = nn.ModuleDict({
+            ns: nn.Linear(input_dim + (2 * private.hidden_size if ns in self.private else 0), len(tags))
+            for ns, tags in labels.items()
+        })
         self.crfs = nn.ModuleDict(
             {ns: CRF(len(tags), transition_constraints(tags, self.options.scheme) if self.uses_spans else None) for ns, tags in labels.items()}
         )
         self.tag_index = {ns: {tag: i for i, tag in enumerate(tags)} for ns, tags in labels.items()}
         self.dropped_overlaps = 0
+
+    @classmethod
+    def parse_options(cls, config: TaskConfig) -> "CrfTagger.Options":
+        options = super().parse_options(config)
+        private = options.private_encoder
+        unknown = [d for d in (private.datasets or []) if d not in config.datasets] if private else []
+        if unknown:
+            raise ConfigError(f"tasks.{config.name}.options.private_encoder.datasets: {', '.join(unknown)} "
+                              f"not among the task's datasets ({', '.join(config.datasets)})")
+        return options
 
     @classmethod
     def main_metrics(cls, options: "CrfTagger.Options") -> tuple[str, ...]:
