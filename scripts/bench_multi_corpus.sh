@@ -15,7 +15,7 @@
 # gives a private BiLSTM to the biomedical corpora only (CoNLL-2003 reads the shared level alone), 12 epochs;
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
-# Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
+# report compares ${BIOMTL:-biomtl_private_bio} with the single-task runs. Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
 # resumed with --recover. Each training uses ${THREADS:-1} thread(s), so two lanes can share a 2-core machine:
 #   bash scripts/bench_multi_corpus.sh ncbi jnlpba biomtl_200 & bash scripts/bench_multi_corpus.sh conll03 chain system_b
 set -euo pipefail
@@ -94,7 +94,7 @@ shortened() {  # NAME: train on a FROM-epoch schedule, stop after AFTER epochs, 
 
 report() {
   echo "## BioMTL table"
-  python scripts/compare_runs.py --multi "$RUNS/biomtl_200" --single "$RUNS/ncbi" "$RUNS/jnlpba" "$RUNS/conll03" \
+  python scripts/compare_runs.py --multi "$RUNS/${BIOMTL:-biomtl_private_bio}" --single "$RUNS/ncbi" "$RUNS/jnlpba" "$RUNS/conll03" \
     --per_namespace --plot docs/img/biomtl_vs_single.png
   echo "## NER & POS & chunk chain vs NER alone; System B (PER/LOC/ORG) vs four types"
   for run in chain chain_hierarchical conll03 system_b; do
