@@ -15,8 +15,9 @@
 # gives a private BiLSTM to the biomedical corpora only (CoNLL-2003 reads the shared level alone), 12 epochs;
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 #
-# report compares ${BIOMTL:-biomtl_private_bio} with the single-task runs. Runs go to ${RUNS:-runs}/<name>; a finished run (metrics.json with test metrics) is kept, an interrupted one is
-# resumed with --recover. Each training uses ${THREADS:-1} thread(s), so two lanes can share a 2-core machine:
+# report compares ${BIOMTL:-biomtl_private_bio} with the single-task runs. Runs go to ${RUNS:-runs}/<name>; a
+# finished run (metrics.json with test metrics) is kept, an interrupted one is resumed with --recover. Each
+# training uses ${THREADS:-1} thread(s), so two lanes can share a 2-core machine:
 #   bash scripts/bench_multi_corpus.sh ncbi jnlpba biomtl_200 & bash scripts/bench_multi_corpus.sh conll03 chain system_b
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -84,7 +84,7 @@ class CrfTagger(Task):
             for dataset in (private.datasets or self.datasets)
         } if private else {})
         self.projections = nn.ModuleDict({
-            ns: nn.Linear(input_dim + (2 * private.hidden_size if ns in self.private else 0), len(tags))
+            ns: nn.Linear(input_dim + (self.private[ns].output_dim if ns in self.private else 0), len(tags))
             for ns, tags in labels.items()
         })
         self.crfs = nn.ModuleDict(
