@@ -14,6 +14,7 @@
 # --recover as a 12-epoch one (the linear decay reaches zero at epoch 12 from 0.44 of its peak); biomtl_private_bio
 # gives a private BiLSTM to the biomedical corpora only (CoNLL-2003 reads the shared level alone), 12 epochs;
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
+# Any run NAME_seedN is NAME with "seed": N (the configs use 13), e.g. biomtl_private_bio_seed7.
 #
 # report compares ${BIOMTL:-biomtl_private_bio} with the single-task runs. Runs go to ${RUNS:-runs}/<name>; a
 # finished run (metrics.json with test metrics) is kept, an interrupted one is resumed with --recover. Each
@@ -52,15 +53,16 @@ finished() {  # NAME: the run has its test metrics
   return 1
 }
 
-train() {  # NAME
-  local out="$RUNS/$1"
+train() {  # NAME, or NAME_seedN
+  local out="$RUNS/$1" name="$1" seed=""
   finished "$1" && return
+  if [[ $1 =~ ^(.+)_seed([0-9]+)$ ]]; then name=${BASH_REMATCH[1]}; seed="\"seed\": ${BASH_REMATCH[2]}, "; fi
   local resume=()
-  [ -n "${INIT_FROM[$1]:-}" ] && resume=(--init_from "$RUNS/${INIT_FROM[$1]}")
+  [ -n "${INIT_FROM[$name]:-}" ] && resume=(--init_from "$RUNS/${INIT_FROM[$name]}")
   [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
-  echo "$1: training ${CONFIG[$1]} into $out ${resume[*]:-}"
-  python train.py --config_file_path "${CONFIG[$1]}" --serialization_dir "$out" "${resume[@]}" --force \
-    --overrides "{${OVERRIDES[$1]:-}\"trainer\": {\"num_threads\": $THREADS${EPOCHS[$1]:+, \"num_epochs\": ${EPOCHS[$1]}}}}" > "$out.log" 2>&1
+  echo "$1: training ${CONFIG[$name]} into $out ${resume[*]:-}"
+  python train.py --config_file_path "${CONFIG[$name]}" --serialization_dir "$out" "${resume[@]}" --force \
+    --overrides "{$seed${OVERRIDES[$name]:-}\"trainer\": {\"num_threads\": $THREADS${EPOCHS[$name]:+, \"num_epochs\": ${EPOCHS[$name]}}}}" > "$out.log" 2>&1
 }
 
 longer() {  # NAME EPOCHS: continue a finished run to EPOCHS epochs (--recover; the linear decay restarts from there)
