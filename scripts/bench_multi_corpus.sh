@@ -5,23 +5,24 @@
 #
 #   bash scripts/bench_multi_corpus.sh [RUN ...]
 #
-# RUN: ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short biomtl_private_bio chain chain_hierarchical system_b ncbi_from_conll03 report
-# (default: all, in this order). biomtl_200 is the BioMTL table's multi-task run (configs/biomtl.json: a shared
-# level 200 wide, 10 epochs), biomtl_200_16 continues it to 16 epochs (the 10-epoch run kept as
-# runs/biomtl_200_10epochs); biomtl_300 is the same with a 300-wide level for 12 epochs; biomtl_private gives each
-# corpus its own 2x100 BiLSTM above the shared level (the tagger's private_encoder), 12 epochs, and
+# RUN: one of ALL below (default: all of them, in that order). biomtl_200 is the BioMTL table's multi-task run
+# (configs/biomtl.json: a shared level 200 wide, 10 epochs), biomtl_200_16 continues it to 16 epochs (the 10-epoch
+# run kept as runs/biomtl_200_10epochs); biomtl_300 is the same with a 300-wide level for 12 epochs; biomtl_private
+# gives each corpus its own 2x100 BiLSTM above the shared level (the tagger's private_encoder), 12 epochs, and
 # biomtl_private_short trains the same model on a 14-epoch schedule, stops it after epoch 7 and finishes it with
 # --recover as a 12-epoch one (the linear decay reaches zero at epoch 12 from 0.44 of its peak); biomtl_private_bio
 # gives a private BiLSTM to the biomedical corpora only (CoNLL-2003 reads the shared level alone), 12 epochs;
 # ncbi_from_conll03 fine-tunes the CoNLL-2003 model on NCBI-disease (--init_from), the fine-tuning figure.
 # Any run NAME_seedN is NAME with "seed": N (the configs use 13), e.g. biomtl_private_bio_seed7.
 #
-# report compares ${BIOMTL:-biomtl_private_bio} with the single-task runs. Runs go to ${RUNS:-runs}/<name>; a
+# report compares ${BIOMTL:-biomtl_private_bio biomtl_private_bio_seed7 biomtl_private_bio_seed42} (seeds of one
+# recipe: each, their mean and spread) with the single-task runs. Runs go to ${RUNS:-runs}/<name>; a
 # finished run (metrics.json with test metrics) is kept, an interrupted one is resumed with --recover. Each
 # training uses ${THREADS:-1} thread(s), so two lanes can share a 2-core machine:
 #   bash scripts/bench_multi_corpus.sh ncbi jnlpba biomtl_200 & bash scripts/bench_multi_corpus.sh conll03 chain system_b
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ALL="ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short biomtl_private_bio biomtl_private_bio_seed7 biomtl_private_bio_seed42 chain chain_hierarchical system_b ncbi_from_conll03 report"
 RUNS=${RUNS:-runs}
 THREADS=${THREADS:-1}
 export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
@@ -97,7 +98,9 @@ shortened() {  # NAME: train on a FROM-epoch schedule, stop after AFTER epochs, 
 
 report() {
   echo "## BioMTL table"
-  python scripts/compare_runs.py --multi "$RUNS/${BIOMTL:-biomtl_private_bio}" --single "$RUNS/ncbi" "$RUNS/jnlpba" "$RUNS/conll03" \
+  local multi=()
+  for run in ${BIOMTL:-biomtl_private_bio biomtl_private_bio_seed7 biomtl_private_bio_seed42}; do multi+=("$RUNS/$run"); done
+  python scripts/compare_runs.py --multi "${multi[@]}" --single "$RUNS/ncbi" "$RUNS/jnlpba" "$RUNS/conll03" \
     --per_namespace --plot docs/img/biomtl_vs_single.png
   echo "## NER & POS & chunk chain vs NER alone; System B (PER/LOC/ORG) vs four types"
   for run in chain chain_hierarchical conll03 system_b; do
@@ -119,7 +122,7 @@ PY
     --output_file "$RUNS/conll03/gum_cross_corpus.json"
 }
 
-for name in "${@:-ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short biomtl_private_bio chain chain_hierarchical system_b ncbi_from_conll03 report}"; do
+for name in "${@:-$ALL}"; do
   for run in $name; do
     case "$run" in
       report) report ;;

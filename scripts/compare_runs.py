@@ -5,7 +5,10 @@ the same tasks, and the parameter updates each needed to reach its best dev scor
     python scripts/compare_runs.py --multi runs/biomtl --single runs/ncbi runs/jnlpba runs/conll03 --per_namespace
 
 ``--per_namespace`` compares each namespace (``ncbi__ner``, ...) instead of each task: one task over several
-corpora (BioMTL's table) against a single-task model per corpus.
+corpora (BioMTL's table) against a single-task model per corpus. Several ``--multi`` runs (one recipe, other seeds)
+are put side by side with their mean and standard deviation, and the mean is compared with the single-task models:
+
+    python scripts/compare_runs.py --multi runs/biomtl runs/biomtl_seed7 --single runs/ncbi runs/jnlpba runs/conll03 --per_namespace
 
     python scripts/compare_runs.py --curves runs/ncbi runs/ncbi_from_conll03 --metric ncbi__ner_f1
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 
@@ -60,6 +64,25 @@ def markdown(result: dict, multi_dir: str) -> str:
     lines.append("")
     lines.append(f"Parameter updates to the best dev score: multi-task {result['multi_updates_to_best']:,}; "
                  f"single-task models together {result['single_updates_total']:,} ({singles}).")
+    return "\n".join(lines)
+
+
+def seeds_markdown(results: list[dict], multi_dirs: list[str]) -> str:
+    """Several runs of one recipe: each run's test value, their mean ± standard deviation and mean − single-task."""
+    names = [Path(d).name for d in multi_dirs]
+    lines = ["| test metric | " + " | ".join(names) + " | mean ± sd | single-task | mean − single |",
+             "|---|" + "---:|" * (len(names) + 3)]
+    for i, row in enumerate(results[0]["rows"]):
+        values = [result["rows"][i]["multi"] for result in results]
+        mean, sd = statistics.mean(values), statistics.stdev(values)
+        single = "—" if row["single"] is None else f"{row['single']:.2f}"
+        difference = "—" if row["single"] is None else f"{mean - row['single']:+.2f}"
+        lines.append(f"| {row['metric']} | " + " | ".join(f"{v:.2f}" for v in values)
+                     + f" | {mean:.2f} ± {sd:.2f} | {single} | {difference} |")
+    lines.append("")
+    lines.append("Parameter updates to the best dev score: "
+                 + ", ".join(f"{name} {result['multi_updates_to_best']:,}" for name, result in zip(names, results))
+                 + f"; single-task models together {results[0]['single_updates_total']:,}.")
     return "\n".join(lines)
 
 
@@ -108,7 +131,7 @@ def plot(panels: list[tuple[str, list[tuple[dict, str, str]]]], path: str) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--multi", help="serialization directory of the multi-task run")
+    parser.add_argument("--multi", nargs="+", help="serialization directory of the multi-task run (several: seeds of one recipe)")
     parser.add_argument("--single", nargs="+", help="serialization directories of single-task runs")
     parser.add_argument("--per_namespace", action="store_true", help="compare namespaces, not tasks")
     parser.add_argument("--curves", nargs="+", help="runs whose dev --metric to put side by side per epoch")
@@ -125,11 +148,16 @@ def main() -> None:
     else:
         if not args.multi or not args.single:
             parser.error("give --multi and --single, or --curves")
-        multi, singles = load(args.multi), [load(d) for d in args.single]
-        result = compare(multi, singles, args.per_namespace)
-        print(json.dumps(result, indent=2) if args.json else markdown(result, args.multi))
-        panels = [(key, [(multi, "o-", "multi-task")] + [(s, "s--", "single-task") for s in singles if key in s["test"]])
-                  for key in main_metrics(multi, args.per_namespace)]
+        multis, singles = [load(d) for d in args.multi], [load(d) for d in args.single]
+        results = [compare(multi, singles, args.per_namespace) for multi in multis]
+        if args.json:
+            print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        else:
+            print(markdown(results[0], args.multi[0]) if len(results) == 1 else seeds_markdown(results, args.multi))
+        labels = ["multi-task"] if len(multis) == 1 else [f"multi-task {Path(d).name}" for d in args.multi]
+        panels = [(key, [(multi, "o-", label) for multi, label in zip(multis, labels)]
+                   + [(s, "s--", "single-task") for s in singles if key in s["test"]])
+                  for key in main_metrics(multis[0], args.per_namespace)]
     if args.plot:
         plot(panels, args.plot)
         print(f"plot written to {args.plot}")

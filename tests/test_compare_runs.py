@@ -62,3 +62,16 @@ def test_per_namespace_compares_each_corpus_of_one_task_with_its_own_single_run(
     assert [(r["metric"], r["multi"], r["single"]) for r in result["rows"]] == [("a__ner_f1", 85.0, 84.0), ("b__ner_f1", 75.0, 76.5)]
     assert (result["multi_updates_to_best"], result["single_updates_total"]) == (100, 70)
     assert "| b__ner_f1 | 75.00 | 76.50 | -1.50 |" in compare_runs.markdown(result, multi)
+
+
+def test_seeds_of_one_recipe_get_a_mean_and_spread_compared_with_the_single_run(tmp_path):
+    a = run_dir(tmp_path, "a", {"MEAN__ner_f1": 84.0, "a__ner_f1": 84.0, "MEAN__all": 84.0}, [30], 1)
+    runs = []
+    for name, f1, updates in (("seed13", 83.0, [50, 100]), ("seed7", 85.0, [50, 100, 150])):
+        runs.append(run_dir(tmp_path, name, {"MEAN__ner_f1": f1, "a__ner_f1": f1, "MEAN__all": f1}, updates, len(updates)))
+        (tmp_path / name / "config.json").write_text(json.dumps({"tasks": [{"name": "ner", "datasets": ["a"]}]}))
+    results = [compare_runs.compare(compare_runs.load(d), [compare_runs.load(a)], per_namespace=True) for d in runs]
+    table = compare_runs.seeds_markdown(results, runs).splitlines()
+    assert table[0] == "| test metric | seed13 | seed7 | mean ± sd | single-task | mean − single |"
+    assert table[2] == "| a__ner_f1 | 83.00 | 85.00 | 84.00 ± 1.41 | 84.00 | +0.00 |"
+    assert table[-1] == "Parameter updates to the best dev score: seed13 100, seed7 150; single-task models together 30."
