@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,9 @@ def test_invalid_json_names_line_and_missing_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "configs").glob("*.json")), ids=lambda p: p.name)
+def test_every_shipped_config_passes_validation(path):
+    config = load_config(path)  # a ConfigError naming the key fails the test
+    assert {d for task in config.tasks for d in task.datasets} <= set(config.data)
