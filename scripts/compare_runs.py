@@ -124,9 +124,10 @@ def plot(panels: list[tuple[str, list[tuple[dict, str, str]]]], path: str) -> No
         axis.set_title(key.removeprefix("MEAN__") + " (dev)")
         axis.set_xlabel("parameter updates")
         axis.grid(alpha=0.3)
-    axes[0][0].legend()
+    handles, labels = axes[0][0].get_legend_handles_labels()  # below the panels: inside one, it hides curves
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(len(labels), 4), frameon=False)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
 
 
 def main() -> None:
