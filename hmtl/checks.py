@@ -1,5 +1,6 @@
-"""Config checks that need the registries (task types, readers, metric names): run at config load, before any
-data is read, so a typo in a task option, a reader option or the validation metric stops the run at once."""
+"""Config checks that need the registries (task types, readers, samplers, metric names): run at config load, before
+any data is read, so a typo in a task option, a reader option, the sampler or the validation metric stops the run at
+once."""
 from __future__ import annotations
 
 import inspect
@@ -10,6 +11,7 @@ from hmtl.config import Config, SplitSource, config_namespaces, namespace
 from hmtl.data.loading import SPLITS, split_source
 from hmtl.errors import ConfigError
 from hmtl.registry import READERS, TASKS
+from hmtl.training.samplers import make_sampler  # registers the samplers too
 
 
 def reader_options(reader_class) -> list[str]:
@@ -52,6 +54,7 @@ def check_config(config: Config) -> None:
         if group.joint and len({units[task] for task, _ in group.members}) > 1:
             found = ", ".join(f"{task} reads {units[task]}s" for task, _ in group.members)
             raise ConfigError(f"chain: '&' joins tasks that read the same units, but in {group.name!r} {found}")
+    make_sampler(config.sampler)  # sampler.type and the sampler's own options
     spec = config.trainer.validation_metric
     if not spec or spec[0] not in "+-":
         raise ConfigError(f"trainer.validation_metric: {spec!r} must start with + (higher is better) or -")

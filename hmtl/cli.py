@@ -97,9 +97,9 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def main() -> None:
-        from hmtl.data.loading import read_split
+        from hmtl.data.loading import label_mapping, read_split
         from hmtl.model import load_model
-        from hmtl.training.evaluation import evaluate, unknown_gold_types
+        from hmtl.training.evaluation import evaluate, log_unreachable, unknown_gold_types
 
         if args.batch_size < 1:
             raise HmtlError(f"--batch_size: expected a positive number of instances, got {args.batch_size}")
@@ -129,29 +129,33 @@ def evaluate_main(argv: list[str] | None = None) -> None:
                             "reader_options": reader_options if reader_options is not None or not args.reader else {}}}
             if args.label_map is not None or args.keep_labels is not None:
                 raw["label_map"] = _json_option(args.label_map, "--label_map") or {}
-                raw["keep_labels"] = args.keep_labels.split(",") if args.keep_labels else None
+                raw["keep_labels"] = None if args.keep_labels is None else [t for t in args.keep_labels.split(",") if t]
             try:
-                dataset_config = type(config.data[dataset]).model_validate(raw)
+                dataset_configs = {dataset: type(config.data[dataset]).model_validate(raw)}
             except ValidationError as error:
                 raise HmtlError(f"--label_map / --keep_labels / --reader_options: {error.errors()[0]['msg']}") from None
-            documents = {dataset: read_split(dataset, dataset_config, "test")}
-        elif task_name:
-            documents = {dataset: read_split(dataset, config.data[dataset], "test")}
+            documents = {dataset: read_split(dataset, dataset_configs[dataset], "test", option="--")}
         else:
-            documents = {d: read_split(d, config.data[d], "test") for t in config.tasks for d in t.datasets}
+            dataset_configs = {d: config.data[d] for t in config.tasks for d in t.datasets if not task_name or d == dataset}
+            documents = {d: read_split(d, dataset_config, "test") for d, dataset_config in dataset_configs.items()}
         instances = model.task_instances(documents)
         if task_name:
             instances = {task_name: [i for i in instances.get(task_name, []) if i.namespace == args.namespace]}
         instances = {name: found for name, found in instances.items() if found}
         if not instances:
             raise HmtlError("nothing to evaluate: no task has test data")
+        log_unreachable(model, instances, args.evaluation_data_file or "test")
+        # the predictions go through the maps the gold was read with: a type left out of the gold is left out of them
+        relabel = {ns: functools.partial(label_mapping, dataset_configs[d], predicted=True)
+                   for task in model.tasks.values() for d, ns in zip(task.datasets, task.namespaces)
+                   if d in dataset_configs and (dataset_configs[d].label_map or dataset_configs[d].keep_labels)}
         unknown = unknown_gold_types(model, documents)
         for namespace, types in unknown.items():
             if task_name and namespace != args.namespace:
                 continue
             print(f"warning: {namespace} never predicts the gold types "
                   f"{', '.join(f'{t} ({n})' for t, n in sorted(types.items()))}: they count as misses", file=sys.stderr)
-        metrics = evaluate(model, instances, args.batch_size, bf16=config.trainer.bf16, fp16=config.trainer.fp16)  # as validation ran
+        metrics = evaluate(model, instances, args.batch_size, relabel=relabel)  # in the model's precision, as validation ran
         print(format_table(metrics))
         output.write_text(json.dumps(metrics, indent=2))
         print(f"written to {output}")
@@ -174,7 +178,9 @@ def predict_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input_file", required=True, help="UTF-8 text, one document per line (- for stdin)")
     parser.add_argument("--output_file", default="-", help="JSON lines, one object per document (- for stdout)")
     parser.add_argument("--namespaces", default=None,
-                        help="comma-separated heads to run, e.g. ncbi__ner,conll03__ner (default: each task's first)")
+                        help="comma-separated heads to run, e.g. ncbi__ner,conll03__ner, or all (default: each task's first)")
+    parser.add_argument("--keep_labels", default=None,
+                        help="comma-separated entity types to keep in the output, e.g. PER,LOC (default: all)")
     parser.add_argument("--batch_size", type=int, default=32, help="sentences per batch, across documents")
     parser.add_argument("--language", default="en", help="spaCy tokenizer language of the raw text")
     parser.add_argument("--device", default="auto", help="auto (a GPU when there is one, else the CPU), cpu, cuda or cuda:N")
@@ -183,21 +189,21 @@ def predict_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def main() -> None:
-        from hmtl.predict import Predictor
+        from hmtl.predict import Predictor, check_limits
         from hmtl.progress import Progress
 
         # everything a user can get wrong is checked before the model loads and the work starts
-        if args.batch_size < 1:
-            raise HmtlError(f"--batch_size: expected a positive number of sentences, got {args.batch_size}")
+        check_limits("--", batch_size=args.batch_size, max_document_chars=args.max_document_chars)
         if args.input_file != "-" and not Path(args.input_file).is_file():
             raise HmtlError(f"--input_file: {args.input_file} is not a file")
         if args.output_file != "-" and not Path(args.output_file).parent.is_dir():
             raise HmtlError(f"--output_file: folder {Path(args.output_file).parent} does not exist")
-        namespaces = args.namespaces.split(",") if args.namespaces else None
-        limits = {"max_document_chars": args.max_document_chars} if args.max_document_chars else {}
+        namespaces = args.namespaces if args.namespaces in (None, "all") else [ns for ns in args.namespaces.split(",") if ns]
+        keep_labels = None if args.keep_labels is None else [t for t in args.keep_labels.split(",") if t]
+        limits = {"max_document_chars": args.max_document_chars} if args.max_document_chars is not None else {}
         predictor = Predictor.from_serialization_dir(args.serialization_dir, device=args.device, batch_size=args.batch_size,
                                                      language=args.language, **limits)
-        predictor.heads(namespaces)  # an unknown namespace fails now, not after the first document
+        predictor.label_filter(keep_labels, predictor.heads(namespaces))  # an unknown namespace or type fails now
         source = sys.stdin if args.input_file == "-" else open(args.input_file, encoding="utf-8")
         try:
             lines = [(n, line) for n, line in enumerate(source.read().splitlines(), start=1) if line.strip()]
@@ -212,7 +218,7 @@ def predict_main(argv: list[str] | None = None) -> None:
         with open(args.output_file, "w", encoding="utf-8") if to_file else contextlib.nullcontext(sys.stdout) as target:
             for chunk in document_chunks(lines):
                 numbers, texts = zip(*chunk)
-                for output in predictor.predict(list(texts), namespaces, doc_ids=list(numbers)):
+                for output in predictor.predict_many(list(texts), namespaces, list(numbers), keep_labels):
                     target.write(json.dumps(output) + "\n")
                 target.flush()  # each chunk is kept as soon as it is done
                 progress.update(len(chunk))

@@ -14,6 +14,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hmtl.errors import ConfigError
+from hmtl.registry import include
 
 DATA_DIR_VARIABLE = "HMTL_DATA_DIR"
 PACKAGE_DATA_VARIABLE = "HMTL_PACKAGE_DATA"  # expands to the bundled sample corpus folder
@@ -63,7 +64,7 @@ class DatasetConfig(Section):
     max_documents: int | None = Field(default=None, ge=1, description="keep only the first N documents of each split")
     label_map: dict[str, str | None] = Field(default_factory=dict, description=(
         "entity types renamed (type -> new type) or dropped (type -> null) when the corpus is read"))
-    keep_labels: list[str] | None = Field(default=None, description=(
+    keep_labels: list[str] | None = Field(default=None, min_length=1, description=(
         "keep only these entity types (after label_map); the others become O / no entity"))
 
     @model_validator(mode="after")
@@ -83,6 +84,7 @@ class CharCnnConfig(Section):
     kernel_size: int = Field(default=3, ge=1)
 
 
+MAX_WINDOW_SUBWORDS = 510  # BERT-style models see 512 positions, two of them [CLS] and [SEP]
 MAX_CONTEXT_SUBWORDS = 100  # sentence instances keep this many words of context on each side
 
 
@@ -97,6 +99,20 @@ class TransformerConfig(Section):
     cache: Literal["memory", "disk"] = Field(default="memory", description=(
         "where a frozen transformer's states are kept between epochs: in memory, or in a temporary file (the "
         "operating system's page cache holds it, not the process: for corpora of millions of tokens)"))
+    reading: Literal["sentence", "document"] = Field(default="sentence", description=(
+        'what the transformer reads: "document", each document once in overlapping windows, every task\'s word '
+        'states (sentences and whole documents) taken from that one pass, with the surrounding text as context; '
+        '"sentence", each unit alone (a sentence, or a whole-document task\'s document)'))
+    window: int = Field(default=MAX_WINDOW_SUBWORDS, ge=32, le=MAX_WINDOW_SUBWORDS, description=(
+        f"subwords per window the transformer reads (at most {MAX_WINDOW_SUBWORDS}, its 512 positions less [CLS] "
+        "and [SEP]); windows overlap by a fifth, each subword's state taken where it sits farthest from an edge"))
+
+    @model_validator(mode="after")
+    def _one_kind_of_context(self) -> "TransformerConfig":
+        if self.reading == "document" and self.context:
+            raise ValueError(f"context: {self.context}, but reading \"document\" already reads each sentence within "
+                             "its document; set context to 0 (or reading to \"sentence\")")
+        return self
 
 
 FREEZE = "keep these weights as they are (e.g. those loaded with --init_from): the optimizer never sees them"
@@ -135,8 +151,22 @@ class TaskConfig(Section):
 
 
 class SamplerConfig(Section):
-    type: Literal["uniform", "proportional", "temperature"] = "proportional"
-    temperature: float = Field(default=2.0, gt=0)
+    """``type`` is any registered sampler (``hmtl.training.samplers``, or a module named in ``include``); the other
+    keys are that sampler's options, checked by it with the registries (``hmtl.checks``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "proportional"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_saved_temperature(cls, raw: Any) -> Any:
+        """Runs saved while ``temperature`` was a key of every sampler carry its default, 2.0, under uniform and
+        proportional, which take no options: dropped so that those runs still load."""
+        legacy = isinstance(raw, dict) and raw.get("type", "proportional") in ("uniform", "proportional")
+        if legacy and raw.get("temperature") == 2.0:
+            return {key: value for key, value in raw.items() if key != "temperature"}
+        return raw
 
 
 class MlflowConfig(Section):
@@ -194,6 +224,9 @@ class TrainerConfig(Section):
 
 
 class Config(Section):
+    include: list[str] = Field(default_factory=list, description=(
+        "modules imported before the config is checked, so that it can name the samplers, task types and readers "
+        "they register (e.g. [\"my_samplers\"]); each must be importable: installed, or its folder on PYTHONPATH"))
     seed: int = 13
     data: dict[str, DatasetConfig]
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
@@ -338,6 +371,7 @@ def parse_config(raw: dict, source: str = "config", overrides: dict | None = Non
     from hmtl.checks import check_config
 
     try:
+        include(config.include)
         check_references(config)
         check_config(config)
     except ConfigError as error:

@@ -16,7 +16,7 @@ from torch import nn
 
 import hmtl.tasks  # noqa: F401  (registers the task types)
 from hmtl.config import Config, deep_merge, namespace, parse_config, parse_overrides
-from hmtl.device import resolve_device
+from hmtl.device import autocast, resolve_device
 from hmtl.errors import HmtlError
 from hmtl.modules.bilstm import BiLstm
 from hmtl.modules.embedder import Embedder
@@ -96,6 +96,12 @@ class HierarchicalModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def inference_precision(self) -> torch.autocast:
+        """Autocast as the model was trained and validated (``trainer.bf16`` / ``fp16``), so its predictions are
+        the ones its scores describe; fp16 only on a GPU (a CPU has no fp16 kernels for it)."""
+        trainer = self.config.trainer
+        return autocast(self.device, trainer.bf16, trainer.fp16 and self.device.type == "cuda")
+
     def collate_tensors(self, units: list[Instance], heads: list[tuple[str, list[Instance]]]) -> tuple[dict, list[dict]]:
         """A batch's tensors, from its instances alone: the embedder's inputs and each head's ``Task.collate``.
         No model state is read, so DataLoader workers make them ahead of the model."""
@@ -156,30 +162,50 @@ class HierarchicalModel(nn.Module):
         """Every task's prepared instances from ``{dataset: documents}`` (only those of ``namespaces`` when given);
         tasks with none are left out. Instances that read the same words share one features dict, so a frozen
         transformer encodes a sentence once for all the tasks and datasets that read it."""
-        result, shared = {}, {}
+        result, shared, reads = {}, {}, {}
+        transformer = self.embedder.transformer
+        by_document = transformer is not None and transformer.reading == "document"
         for name, task in self.tasks.items():
             found = []
             for dataset in task.datasets:
                 if namespaces is not None and namespace(dataset, name) not in namespaces:
                     continue
-                for instance in task.instances(documents.get(dataset, []), dataset):
+                dataset_documents = documents.get(dataset, [])
+                by_id = {document.doc_id: document for document in dataset_documents} if by_document else {}
+                for instance in task.instances(dataset_documents, dataset):
+                    if by_document:
+                        instance.read = self._document_read(by_id[instance.source[0]], instance, reads)
                     instance.features = shared.setdefault(self.feature_key(instance), instance.features)
                     found.append(instance)
             if found:
                 result[name] = self.prepare(found)
         return result
 
+    def _document_read(self, document, instance: Instance, reads: dict) -> tuple:
+        """(the document's subwords, the instance's first word in it): one ``DocumentSubwords`` per distinct
+        document text, shared by every task and dataset that reads it (GUM and OntoGUM are the same texts)."""
+        if id(document) not in reads:
+            text = tuple(document.tokens)
+            if text not in reads:
+                reads[text] = self.embedder.transformer.document(document.sentences)
+            reads[id(document)] = reads[text], document.sentence_offsets()
+        subwords, offsets = reads[id(document)]
+        return subwords, offsets[instance.source[1]] if len(instance.source) > 1 else 0
+
     def feature_key(self, instance: Instance) -> tuple:
         """What the embedder's features of an instance depend on: its words, and its context words when the
-        transformer reads context."""
+        transformer reads context, or the document and place it is read in under document reading."""
         transformer = self.embedder.transformer
         context = tuple(map(tuple, instance.context)) if transformer is not None and transformer.context else None
-        return tuple(instance.tokens), context
+        read = (id(instance.read[0]), instance.read[1]) if instance.read is not None else None
+        return tuple(instance.tokens), context, read
 
     def prepare(self, instances: list[Instance]) -> list[Instance]:
         for instance in instances:
             if not instance.features:  # filled in place: instances of several tasks may share one features dict
-                instance.features.update(self.embedder.prepare(instance.tokens, instance.context))
+                instance.features.update(self.embedder.prepare(instance.tokens, instance.context, instance.read))
+                if "read" in instance.features:  # the units a document's reading fills in one go
+                    instance.features["read"][0].units.append(instance.features)
         return instances
 
     @torch.no_grad()

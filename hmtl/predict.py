@@ -5,14 +5,17 @@ the HTTP server.
     predictor = Predictor.from_serialization_dir("out")
     predictor.predict("Ada Lovelace lived in London. She wrote the first program.")
     predictor.predict(["One document.", "Another one."], namespaces=["conll03__ner"])
+    predictor.predict("One document.", namespaces="all", keep_labels=["PER"])
 
-Every span comes back with its surface text, its character offsets into the input and its token offsets:
+Each head's output is keyed by its namespace (``conll03__ner``), whichever heads were asked for. Every span comes
+back with its surface text, its character offsets into the input and its token offsets:
 ``{"text": "Ada Lovelace", "label": "PER", "start_char": 0, "end_char": 12, "start": 0, "end": 2}``.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -29,6 +32,15 @@ from hmtl.training.batching import make_batches
 MAX_DOCUMENT_CHARS = 200_000
 
 Text = str | list[list[str]] | Document  # raw text, a pre-tokenized document (sentences of tokens), or a Document
+Namespaces = list[str] | str | None  # the heads to run: a list of namespaces, "all", or None (each task's first)
+
+
+def check_limits(prefix: str = "", **limits) -> None:
+    """The one-line error for a limit that is not a positive whole number (None: the default), shared by the API,
+    predict.py and the server (``prefix="--"``): 0 or -1 would refuse every document with a confusing message."""
+    for name, value in limits.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise HmtlError(f"{prefix}{name}: expected a positive number, got {value!r}")
 
 
 class Predictor:
@@ -36,6 +48,7 @@ class Predictor:
                  language: str = "en"):
         """``batch_size``: sentences per batch (whole-document tasks use their own); ``language``: the spaCy
         tokenizer that splits raw text (the raw-text readers' default, ``"en"``)."""
+        check_limits(batch_size=batch_size, max_document_chars=max_document_chars)
         self.model = model.eval()
         self.batch_size = batch_size
         self.max_document_chars = max_document_chars
@@ -51,7 +64,10 @@ class Predictor:
         return cls(load_model(directory, device=device), **kwargs)
 
     def check_text(self, text, where: str = "the text") -> None:
-        """The one-line error for input that cannot be predicted on: not a string, empty, binary, too long."""
+        """The one-line error for input that cannot be predicted on: not a string or a pre-tokenized document,
+        empty, binary, too long."""
+        if isinstance(text, (list, tuple)):
+            text = _check_tokens(text, where)
         if not isinstance(text, str):
             raise HmtlError(f"{where} is a {type(text).__name__}, not a string")
         if not text.strip():
@@ -62,33 +78,63 @@ class Predictor:
             raise HmtlError(f"{where} has {len(text):,} characters, more than the limit of {self.max_document_chars:,}; "
                             "split it into several documents (one per line for predict.py) or raise max_document_chars")
 
-    def heads(self, namespaces: list[str] | None) -> list[tuple[str, str, str]]:
-        """(output key, task, dataset) for each head to run: each task's first namespace by default; an unknown
-        namespace is an error that lists the model's."""
-        if namespaces is None:
-            return [(name, name, task.datasets[0]) for name, task in self.model.tasks.items()]
+    def heads(self, namespaces: Namespaces) -> list[tuple[str, str, str]]:
+        """(output key = namespace, task, dataset) for each head to run: each task's first dataset's by default,
+        every head for ``"all"``; an unknown namespace is an error that lists the model's."""
+        if namespaces is None or namespaces == "all":
+            return [(namespace(dataset, name), name, dataset) for name, task in self.model.tasks.items()
+                    for dataset in (task.datasets if namespaces == "all" else task.datasets[:1])]
+        if isinstance(namespaces, str):
+            raise HmtlError(f"namespaces: expected a list of namespaces or \"all\", got {namespaces!r}")
         self.model.check_namespaces(namespaces)
         if not namespaces:
             raise HmtlError(f"no namespace given; the model has {', '.join(self.model.namespaces())}")
         return [(ns, split_namespace(ns)[1], split_namespace(ns)[0]) for ns in dict.fromkeys(namespaces)]
 
-    def predict(self, texts: Text | list[Text], namespaces: list[str] | None = None,
-                doc_ids: list[str] | None = None) -> dict | list[dict]:
-        """Every head's output for one text (a dict) or for a list of texts (a list of dicts, in order). Each dict
-        holds ``doc_id``, ``text``, ``sentences`` and one entry per task (keyed by namespace when ``namespaces``,
-        e.g. ``["ncbi__ner", "conll03__ner"]``, names the heads to run; default: each task's first dataset).
-        Sentences of all the texts are batched together by length."""
+    def predict(self, texts: Text | list[Text], namespaces: Namespaces = None, doc_ids: list[str] | None = None,
+                keep_labels: list[str] | None = None) -> dict | list[dict]:
+        """Every head's output for one text (a dict) or for a list of texts (a list of dicts, in order); a list
+        of lists of strings is one pre-tokenized document (its sentences), not several texts. See ``predict_many``."""
         single = not isinstance(texts, (list, tuple)) or _is_tokenized(texts)
-        items = [texts] if single else list(texts)
+        if single:
+            return self._predict([texts], namespaces, doc_ids, keep_labels, "the text")[0]
+        return self.predict_many(texts, namespaces, doc_ids, keep_labels)
+
+    def predict_many(self, texts: list[Text], namespaces: Namespaces = None, doc_ids: list[str] | None = None,
+                     keep_labels: list[str] | None = None) -> list[dict]:
+        """Every head's output for each of ``texts`` (raw text, a pre-tokenized document or a ``Document``), in
+        order: ``doc_id``, ``text``, ``sentences`` and one entry per head, keyed by its namespace. ``namespaces``:
+        the heads to run (e.g. ``["ncbi__ner", "conll03__ner"]``, ``"all"``; default: each task's first
+        dataset's). ``keep_labels``: only entities of these types (relations between them) are kept. Sentences of
+        all the texts are batched together by length. The server calls this: its texts are always a list."""
+        return self._predict(list(texts), namespaces, doc_ids, keep_labels, "text {}")
+
+    def _predict(self, texts: list[Text], namespaces: Namespaces, doc_ids: list[str] | None,
+                 keep_labels: list[str] | None, where: str) -> list[dict]:
         heads = self.heads(namespaces)  # an unknown namespace fails before any work
-        for index, item in enumerate(items):
-            if not isinstance(item, Document) and not _is_tokenized(item):
-                self.check_text(item, "the text" if single else f"text {index}")
-        ids = [str(i) for i in range(len(items))] if doc_ids is None else [str(d) for d in doc_ids]
-        if len(ids) != len(items):
-            raise HmtlError(f"{len(ids)} doc_ids for {len(items)} texts")
-        outputs = self.predict_documents(self.documents(items), heads, ids)
-        return outputs[0] if single else outputs
+        keep = self.label_filter(keep_labels, heads)
+        for index, item in enumerate(texts):
+            if not isinstance(item, Document):
+                self.check_text(item, where.format(index))
+        ids = [str(i) for i in range(len(texts))] if doc_ids is None else [str(d) for d in doc_ids]
+        if len(ids) != len(texts):
+            raise HmtlError(f"{len(ids)} doc_ids for {len(texts)} texts")
+        return self.predict_documents(self.documents(texts), heads, ids, keep)
+
+    def label_filter(self, keep_labels: list[str] | None,
+                     heads: list[tuple[str, str, str]]) -> Callable[[str], str | None] | None:
+        """The type mapping of ``keep_labels`` for ``Task.relabel`` (None: keep everything); a list naming no type
+        the heads predict is an error listing theirs."""
+        if keep_labels is None:
+            return None
+        if isinstance(keep_labels, str) or not all(isinstance(label, str) for label in keep_labels):
+            raise HmtlError(f"keep_labels: expected a list of entity types, got {keep_labels!r}")
+        types = {key: self.model.task(name).entity_types(key) for key, name, _ in heads}
+        if not any(label in (known or ()) for label in keep_labels for known in types.values()):
+            known = "; ".join(f"{key}: {', '.join(found)}" for key, found in types.items() if found) or "none"
+            raise HmtlError(f"keep_labels: {keep_labels} names no type the chosen heads predict ({known})")
+        kept = set(keep_labels)
+        return lambda label: label if label in kept else None
 
     def documents(self, items: list[Text]) -> list[Document]:
         """Documents with text and character offsets; internal ids are positions, unique within the call. A
@@ -108,7 +154,9 @@ class Predictor:
         return documents
 
     @torch.no_grad()
-    def predict_documents(self, documents: list[Document], heads: list[tuple[str, str, str]], doc_ids: list[str]) -> list[dict]:
+    def predict_documents(self, documents: list[Document], heads: list[tuple[str, str, str]], doc_ids: list[str],
+                          keep: Callable[[str], str | None] | None = None) -> list[dict]:
+        """``keep``: a type mapping the predictions go through before export (``Task.relabel``)."""
         wanted = {namespace(dataset, name) for _, name, dataset in heads}
         datasets = {dataset for _, _, dataset in heads}
         instances = self.model.task_instances({dataset: documents for dataset in datasets}, wanted)
@@ -125,7 +173,10 @@ class Predictor:
             for instance in by_namespace[namespace(dataset, name)]:  # document order
                 index = int(instance.source[0])
                 offset = sentence_offsets[index][instance.source[1]] if len(instance.source) > 1 else 0
-                for field, values in task.export(predictions[key][id(instance)], offset).items():
+                prediction = predictions[key][id(instance)]
+                if keep is not None:
+                    prediction = task.relabel(prediction, keep)
+                for field, values in task.export(prediction, offset).items():
                     merged[index].setdefault(field, []).extend(with_characters(values, documents[index]))
             for output, fields in zip(outputs, merged):
                 output[key] = fields
@@ -139,14 +190,15 @@ class Predictor:
             found = by_namespace[namespace(dataset, name)]
             groups[tuple(i.source for i in found)].append((key, name, found))
         predictions: dict[str, dict] = {key: {} for key, _, _ in heads}
-        for members in groups.values():
-            (_, _, first), batch_size = members[0], min(self.model.task(n).batch_size(self.batch_size) for _, n, _ in members)
-            position = {id(instance): p for p, instance in enumerate(first)}
-            for batch in make_batches(first, batch_size, length=self._length):
-                rows = [position[id(instance)] for instance in batch]
-                decoded = self.model.decode_heads(self.model.collate([(name, [found[r] for r in rows]) for _, name, found in members]))
-                for (key, _, found), values in zip(members, decoded):
-                    predictions[key].update(zip((id(found[r]) for r in rows), values))
+        with self.model.inference_precision():
+            for members in groups.values():
+                (_, _, first), batch_size = members[0], min(self.model.task(n).batch_size(self.batch_size) for _, n, _ in members)
+                position = {id(instance): p for p, instance in enumerate(first)}
+                for batch in make_batches(first, batch_size, length=self._length):
+                    rows = [position[id(instance)] for instance in batch]
+                    decoded = self.model.decode_heads(self.model.collate([(name, [found[r] for r in rows]) for _, name, found in members]))
+                    for (key, _, found), values in zip(members, decoded):
+                        predictions[key].update(zip((id(found[r]) for r in rows), values))
         return predictions
 
     def _length(self, instance: Instance) -> int:
@@ -165,6 +217,22 @@ class Predictor:
                       for name, task in self.model.tasks.items() for ns in task.namespaces}
         return {"tasks": tasks, "namespaces": namespaces, "language": self.language, "device": str(self.model.device),
                 "limits": {"max_document_chars": self.max_document_chars, "batch_size": self.batch_size}}
+
+
+def _check_tokens(sentences: list | tuple, where: str) -> str:
+    """The joined text of a pre-tokenized document (sentences, each a list of token strings), for the text
+    checks; a document of another shape, an empty sentence or token is a one-line error."""
+    if not sentences:
+        raise HmtlError(f"{where} is empty")
+    for index, sentence in enumerate(sentences):
+        if not isinstance(sentence, (list, tuple)) or not all(isinstance(token, str) for token in sentence):
+            raise HmtlError(f"{where} is a list but not a pre-tokenized document: its item {index} is not a list of "
+                            'token strings; expected sentences of tokens, e.g. [["Ada", "lived", "."]]')
+        if not sentence:
+            raise HmtlError(f"{where}: sentence {index} is empty (no tokens)")
+        if not all(token.strip() for token in sentence):
+            raise HmtlError(f"{where}: sentence {index} has an empty or blank token")
+    return _joined(sentences)[0]
 
 
 def _is_tokenized(item) -> bool:

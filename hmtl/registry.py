@@ -4,6 +4,7 @@ Adding a task type is one file with ``@TASKS.register("name")``; nothing else ch
 """
 from __future__ import annotations
 
+import importlib
 from typing import Callable, Generic, TypeVar
 
 from hmtl.errors import ConfigError
@@ -39,3 +40,12 @@ READERS: Registry = Registry("reader")
 TASKS: Registry = Registry("task type")
 ENCODERS: Registry = Registry("encoder")
 SAMPLERS: Registry = Registry("sampler")
+
+
+def include(modules: list[str]) -> None:
+    """Import the config's ``include`` modules, so that what they register can be named in it with no edit to hmtl."""
+    for index, module in enumerate(modules):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            raise ConfigError(f"include[{index}]: cannot import {module!r} ({error}); is its folder on PYTHONPATH?") from None

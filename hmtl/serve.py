@@ -1,6 +1,7 @@
 """``hmtl serve``: a trained model over HTTP (FastAPI + uvicorn, the ``serve`` extra).
 
-    POST /predict  {"texts": ["...", ...], "namespaces": ["conll03__ner"]}  ->  {"documents": [{...}, ...]}
+    POST /predict  {"texts": ["...", [["Pre", "tokenized"], ["."]], ...], "namespaces": ["conll03__ner"] or "all"}
+                   ->  {"documents": [{...}, ...]}
     GET  /health   {"status": "ok"}
     GET  /info     tasks, namespaces and their labels, serialization dir, limits
 
@@ -53,7 +54,7 @@ def _one_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 
-def parse_predict_body(body: bytes) -> tuple[list[str], list[str] | None]:
+def parse_predict_body(body: bytes) -> tuple[list, list[str] | str | None]:
     """The texts and namespaces of a ``POST /predict`` body; a RequestError (422) names what is wrong with its
     shape. What is wrong with a text or a namespace the predictor itself reports (HmtlError, also 422)."""
     try:
@@ -63,7 +64,7 @@ def parse_predict_body(body: bytes) -> tuple[list[str], list[str] | None]:
     except json.JSONDecodeError as error:
         raise RequestError(422, f"the body is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})") from None
     if not isinstance(data, dict):
-        raise RequestError(422, 'the body must be a JSON object: {"texts": ["..."], "namespaces": [...] (optional)}')
+        raise RequestError(422, 'the body must be a JSON object: {"texts": ["..."], "namespaces": [...] or "all" (optional)}')
     unknown = sorted(set(data) - {"texts", "namespaces"})
     if unknown:
         raise RequestError(422, f"unknown field(s) {', '.join(map(repr, unknown))}; expected 'texts' and optionally 'namespaces'")
@@ -71,12 +72,13 @@ def parse_predict_body(body: bytes) -> tuple[list[str], list[str] | None]:
         raise RequestError(422, "'texts' is missing: send {\"texts\": [\"...\"]}")
     texts = data["texts"]
     if not isinstance(texts, list):
-        raise RequestError(422, f"'texts' must be a list of strings, got {_json_type(texts)}")
+        raise RequestError(422, "'texts' must be a list of texts (strings, or pre-tokenized documents: lists of "
+                                f"sentences of tokens), got {_json_type(texts)}")
     if not texts:
         raise RequestError(422, "'texts' is empty: send at least one text")
     namespaces = data.get("namespaces")
-    if namespaces is not None and (not isinstance(namespaces, list) or not all(isinstance(ns, str) for ns in namespaces)):
-        raise RequestError(422, "'namespaces' must be a list of strings such as [\"conll03__ner\"], or left out")
+    if namespaces not in (None, "all") and (not isinstance(namespaces, list) or not all(isinstance(ns, str) for ns in namespaces)):
+        raise RequestError(422, "'namespaces' must be a list of strings such as [\"conll03__ner\"], \"all\", or left out")
     return texts, namespaces
 
 
@@ -89,17 +91,17 @@ def _json_type(value) -> str:
 
 @dataclass
 class _Job:
-    texts: list[str]
-    namespaces: list[str] | None
+    texts: list
+    namespaces: list[str] | str | None
     future: asyncio.Future
 
     @property
-    def key(self) -> tuple[str, ...] | None:
-        return None if self.namespaces is None else tuple(self.namespaces)
+    def key(self) -> tuple[str, ...] | str | None:
+        return self.namespaces if self.namespaces is None or isinstance(self.namespaces, str) else tuple(self.namespaces)
 
 
 class PredictionQueue:
-    """Runs ``predictor.predict`` one call at a time on one thread; jobs waiting together with the same namespaces
+    """Runs ``predictor.predict_many`` one call at a time on one thread; jobs waiting together with the same namespaces
     are merged into one call of up to ``max_batch`` texts (a job with more texts runs alone, whole)."""
 
     def __init__(self, predictor, max_batch: int = MAX_BATCH):
@@ -112,7 +114,7 @@ class PredictionQueue:
         self._worker: asyncio.Task | None = None
         self._wakeup: asyncio.Event | None = None
 
-    async def predict(self, texts: list[str], namespaces: list[str] | None) -> list[dict]:
+    async def predict(self, texts: list, namespaces: list[str] | str | None) -> list[dict]:
         loop = asyncio.get_running_loop()
         if self._worker is None or self._worker.done():  # started lazily, inside the server's event loop
             self._wakeup = asyncio.Event()
@@ -171,10 +173,10 @@ class PredictionQueue:
                 _settle(job.future, results[start:start + len(job.texts)])
                 start += len(job.texts)
 
-    async def _call(self, texts: list[str], namespaces: list[str] | None) -> list[dict]:
-        results = await asyncio.get_running_loop().run_in_executor(self._executor, self.predictor.predict, texts, namespaces)
+    async def _call(self, texts: list, namespaces: list[str] | str | None) -> list[dict]:
+        results = await asyncio.get_running_loop().run_in_executor(self._executor, self.predictor.predict_many, texts, namespaces)
         if not isinstance(results, list) or len(results) != len(texts):
-            raise RuntimeError(f"predictor.predict returned {type(results).__name__} for {len(texts)} texts, "
+            raise RuntimeError(f"predictor.predict_many returned {type(results).__name__} for {len(texts)} texts, "
                                "expected a list with one document per text")
         return results
 
@@ -297,16 +299,14 @@ def serve_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def main() -> None:
-        for option in ("batch_size", "max_body_bytes", "max_document_chars"):
-            value = getattr(args, option)
-            if value is not None and value < 1:
-                raise HmtlError(f"--{option}: expected a positive number, got {value}")
+        from hmtl.predict import Predictor, check_limits
+
+        check_limits("--", batch_size=args.batch_size, max_body_bytes=args.max_body_bytes,
+                     max_document_chars=args.max_document_chars)
         if not 0 <= args.port <= 65535:
             raise HmtlError(f"--port: expected 0 to 65535, got {args.port}")
         _require_server_stack()
         import uvicorn
-
-        from hmtl.predict import Predictor
 
         sock = _listen(args.host, args.port)  # before the model loads: a port in use fails at once
         try:

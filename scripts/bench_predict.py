@@ -12,6 +12,7 @@ import argparse
 import json
 import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -30,9 +31,12 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--max_documents", type=int, default=None)
     parser.add_argument("--pretokenized", action="store_true", help="give the corpus tokens instead of raw text")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--output_file", default=None, help="also write the figures here (JSON)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    predictor = Predictor.from_serialization_dir(args.serialization_dir, batch_size=args.batch_size)
+    predictor = Predictor.from_serialization_dir(args.serialization_dir, device=args.device, batch_size=args.batch_size)
+    device = predictor.model.device
     documents = read_split(args.dataset, predictor.model.config.data[args.dataset], args.split)[: args.max_documents]
     inputs = [d.sentences if args.pretokenized else "\n".join(" ".join(s) for s in d.sentences) for d in documents]
     started = time.perf_counter()
@@ -42,17 +46,24 @@ def main() -> None:
             tokens += sum(len(s) for s in output["sentences"])
     seconds = time.perf_counter() - started
     transformer_seconds, subwords = transformer_alone(predictor, inputs, args.batch_size)
-    print(json.dumps({
+    figures = {
         "serialization_dir": args.serialization_dir, "dataset": args.dataset, "split": args.split,
         "input": "pre-tokenized" if args.pretokenized else "raw text", "documents": len(documents), "tokens": tokens,
         "threads": args.threads, "batch_size": args.batch_size, "seconds": round(seconds, 1),
         "documents_per_second": round(len(documents) / seconds, 2), "tokens_per_second": round(tokens / seconds),
         "transformer_alone_seconds": transformer_seconds,
         "transformer_subwords_per_token": round(subwords / tokens, 3),
-        **transformer_ceiling(predictor, tokens, subwords),
+        **(transformer_ceiling(predictor, tokens, subwords) if device.type == "cpu" else {}),
         "transformer_alone_share": round(transformer_seconds / seconds, 3) if transformer_seconds else None,
         "tasks": list(predictor.model.tasks), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-    }, indent=2))
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        figures.update(gpu=torch.cuda.get_device_name(device),
+                       peak_gpu_memory_mb=round(torch.cuda.max_memory_allocated(device) / 2**20))
+    print(json.dumps(figures, indent=2))
+    if args.output_file:
+        Path(args.output_file).write_text(json.dumps(figures, indent=2))
 
 
 @torch.no_grad()
@@ -68,6 +79,8 @@ def transformer_alone(predictor: Predictor, inputs: list, batch_size: int) -> tu
     started = time.perf_counter()
     for batch in make_batches(units, batch_size, length=lambda i: len(i.features["subwords"])):
         transformer.layer_states([i.features["subwords"] for i in batch])
+    if transformer.model.device.type == "cuda":
+        torch.cuda.synchronize(transformer.model.device)
     return round(time.perf_counter() - started, 1), sum(len(i.features["subwords"]) + 2 for i in units)
 
 

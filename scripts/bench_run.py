@@ -36,7 +36,7 @@ def main() -> None:
     documents = {d: read_split(d, model.config.data[d], "test") for t in model.config.tasks for d in t.datasets}
     instances = model.task_instances(documents)
     started = time.perf_counter()
-    test = evaluate(model, instances, args.batch_size, bf16=model.config.trainer.bf16, fp16=model.config.trainer.fp16)
+    test = evaluate(model, instances, args.batch_size)
     seconds = time.perf_counter() - started
     units = sum(len(v) for v in instances.values())
     figures = {

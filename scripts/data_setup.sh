@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fills the data folder with the open corpora the configs and tests use, in the layout the readers expect:
-#   conll2003/ scierc/ conll04/ gum/ litbank/ ud_english_ewt/ ncbi-disease/ jnlpba/
+#   conll2003/ scierc/ conll04/ gum/ litbank/ ud_english_ewt/ ncbi-disease/ jnlpba/ phee/ ade/
 #
 #   bash scripts/data_setup.sh [--force] [--verify] [--list] [CORPUS ...]
 #
@@ -15,7 +15,7 @@
 # (Reuters text), see each README.
 set -euo pipefail
 
-CORPORA=(conll2003 scierc conll04 gum litbank ud_english_ewt ncbi-disease jnlpba)
+CORPORA=(conll2003 scierc conll04 gum litbank ud_english_ewt ncbi-disease jnlpba phee ade)
 
 # sha256 over "<sha256 of the uncompressed content>  <path>" lines of every file but README.md, sorted by path:
 # the reference copy's digests, so that a download or a mirror can be checked byte for byte.
@@ -28,6 +28,8 @@ declare -A DIGEST=(
   [ud_english_ewt]=9eaeb5702bf8517d3b8407c404ece3b2b7f76f70084b473d2b42c8971784d21c
   [ncbi-disease]=c3ea7e67403b6ff893c60b3d5e0e61d1934697ba7a5835a833a5658d29511a17
   [jnlpba]=07a424a79a5bfc937ae4282df6f6a56502f5ead9204c1da36707bc3bd1d397df
+  [phee]=e00107eb602c5d02827b87baa79e2c7cd66af619025dedaccbaf23cbb9afd6e2
+  [ade]=5db013d163371c6f802e21fd264c4e91be78dbda9cec789b4f57c8422184b212
 )
 
 RAW=https://raw.githubusercontent.com
@@ -198,6 +200,42 @@ for txt in sorted(pathlib.Path(sys.argv[1]).glob("*.txt"), key=lambda path: path
   "$PYTHON" -c "$pack" src/standoff/train | gzip -9n > train.jsonl.gz
   "$PYTHON" -c "$pack" src/standoff/test > test.jsonl
   cp src/original-data/test/Genia4EReval1.iob2 .
+  rm -rf src
+}
+
+fetch_phee() {
+  # ZhaoyueSun/PHEE: the original JSON lines and their EEQA rendering (tokenized, DyGIE-like), unchanged
+  local base=$RAW/ZhaoyueSun/PHEE/41489b08675d0b63a1eb7cd4f2d1946952833eb1 split
+  fetch "$base/LICENSE" LICENSE
+  for split in train dev test; do
+    fetch "$base/data/json/$split.json" "$split.json"
+    fetch "$base/data/eeqa/$split.json" "$split.eeqa.json"
+  done
+}
+
+fetch_ade() {
+  # trunghlt/AdverseDrugReaction's ADE-Corpus-V2 (the corpus has no split): every line goes to a split by its PubMed
+  # ID, sha256(PMID) mod 10: 0 test/, 1 dev/, else train/, so no abstract is in two splits; lines keep their order.
+  local base=$RAW/trunghlt/AdverseDrugReaction/2851af96e26050cf551a2e1f716ff861f7b1059b/ADE-Corpus-V2 file
+  mkdir -p src
+  for file in DRUG-AE.rel DRUG-DOSE.rel ADE-NEG.txt; do
+    fetch "$base/$file" "src/$file"
+  done
+  fetch "$base/README.txt" README.original.txt
+  local split='
+import hashlib, pathlib, sys
+source, names = pathlib.Path(sys.argv[1]), sys.argv[2:]
+for name in names:
+    splits = {split: [] for split in ("train", "dev", "test")}
+    for line in (source / name).read_bytes().splitlines(keepends=True):
+        pmid = line.split(b"|" if name.endswith(".rel") else b" ", 1)[0]
+        bucket = int(hashlib.sha256(pmid).hexdigest(), 16) % 10
+        splits["test" if bucket == 0 else "dev" if bucket == 1 else "train"].append(line)
+    for split, lines in splits.items():
+        pathlib.Path(split).mkdir(exist_ok=True)
+        pathlib.Path(split, name).write_bytes(b"".join(lines))
+'
+  "$PYTHON" -c "$split" src DRUG-AE.rel DRUG-DOSE.rel ADE-NEG.txt
   rm -rf src
 }
 

@@ -61,3 +61,15 @@ def assert_names(error, path, line):
     assert str(path) in str(error)
     if line is not None:
         assert f"{path}:{line}:" in str(error)
+
+
+def train_heads(model, instances: dict, steps: int, learning_rate: float) -> None:
+    """Adam on each task's instances (one batch each) in turn, ``steps`` times: the toy learning tests' loop."""
+    import torch
+
+    optimizer = torch.optim.Adam(model.parameters(), learning_rate)
+    for _ in range(steps):
+        for name, found in instances.items():
+            optimizer.zero_grad()
+            model(model.collate([(name, found)]))[name].backward()
+            optimizer.step()

@@ -104,3 +104,19 @@ def test_real_jnlpba_test_split_keeps_every_mention():
     for document in documents[:50]:
         for span in document.entities:
             assert document.char_offsets[span.start][0] < document.char_offsets[span.end - 1][1]
+
+
+def test_a_tokenizer_whose_module_fails_to_import_says_why_instead_of_unknown_language(monkeypatch):
+    import spacy
+
+    from hmtl.data.tokenization import pipeline
+
+    def broken_blank(language):
+        try:
+            raise ImportError("No module named 'blis'", name="blis")
+        except ImportError as error:
+            raise ImportError(f"[E048] Can't import language {language} from spacy.lang") from error
+
+    monkeypatch.setattr(spacy, "blank", broken_blank)
+    with pytest.raises(ValueError, match=r"^language: spaCy's 'en' tokenizer failed to import \(No module named 'blis'\)"):
+        pipeline.__wrapped__("en")  # not the cached pipeline an earlier test may have made

@@ -139,3 +139,60 @@ def test_the_model_makes_no_tensor_off_its_device_in_training_or_decoding():
             model.decode_heads(batch)
     # the relation head's negative sampling draws indices for a Python list, on purpose on the CPU
     assert watch.sites <= {"tasks/relation.py:loss"}, watch.sites
+
+
+@no_cuda
+def test_a_trainer_state_written_on_a_gpu_resumes_on_a_machine_without_one(tiny_ner_config, tmp_path, monkeypatch):
+    straight, out = tmp_path / "straight", tmp_path / "run"
+    Trainer(load_config(tiny_ner_config), straight).train()
+    Trainer(load_config(tiny_ner_config, {"trainer": {"num_epochs": 2}}), out).train()
+    path = out / "last" / "trainer_state.pt"
+    state = torch.load(path, weights_only=True)
+    with monkeypatch.context() as patch:  # what torch.save writes for tensors that live on a GPU
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save(state, path)
+    with pytest.raises(RuntimeError, match="CUDA"):  # loaded as it is, it needs a GPU
+        torch.load(path, weights_only=True)
+    Trainer(load_config(out / "config.json", {"trainer": {"num_epochs": 3}}, expand=False), out, recover=True).train()
+    assert metrics_and_weights(out)[0] == metrics_and_weights(straight)[0]
+
+
+def test_a_damaged_trainer_state_is_one_line_that_says_why(tiny_ner_config, tmp_path):
+    out = tmp_path / "run"
+    Trainer(load_config(tiny_ner_config, {"trainer": {"num_epochs": 1}}), out).train()
+    (out / "last" / "trainer_state.pt").write_bytes(b"not a zip file")
+    with pytest.raises(HmtlError, match=r"trainer_state\.pt is not a trainer state this version of hmtl wrote \(.+\); if it is damaged, --force starts the run over, deleting it$"):
+        Trainer(load_config(out / "config.json", {"trainer": {"num_epochs": 2}}, expand=False), out, recover=True)
+
+
+def test_the_gpu_generator_is_saved_and_restored_with_the_cpu_one(monkeypatch):
+    from hmtl.training.trainer import rng_states, set_rng_states
+
+    gpu = torch.device("cuda", 1)
+    generators = {1: torch.tensor([1, 2, 3], dtype=torch.uint8)}
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: generators[device.index].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: generators.__setitem__(device.index, state))
+    saved = rng_states(gpu)
+    assert "cuda_rng" not in rng_states(torch.device("cpu"))
+    torch.rand(3)
+    generators[1] = torch.tensor([9, 9, 9], dtype=torch.uint8)
+    set_rng_states(saved, gpu)
+    assert generators[1].tolist() == [1, 2, 3]
+    assert torch.equal(torch.get_rng_state(), saved["torch_rng"])
+
+
+def test_the_levels_stay_fp32_under_autocast_while_the_heads_run_in_bf16(tiny_ner_config):
+    from hmtl.device import autocast
+
+    config = load_config(tiny_ner_config)
+    model = HierarchicalModel(config, build_labels(config, {"tiny": [Document("d", [["Ada", "lived", "in", "London"]])]}))
+    seen = {"linear": set(), "lstm": set()}
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.LSTM)):
+            kind = "lstm" if isinstance(module, torch.nn.LSTM) else "linear"
+            module.register_forward_hook(lambda m, i, o, kind=kind: seen[kind].add((o[0].data if kind == "lstm" else o).dtype))
+    document = Document("d", [["Ada", "lived", "in", "London"]], token_tags={"ner": [["B-PER", "O", "O", "B-LOC"]]})
+    instances = model.task_instances({"tiny": [document]})
+    with autocast(torch.device("cpu"), bf16=True):
+        model(model.collate(list(instances.items())))
+    assert seen == {"linear": {torch.bfloat16}, "lstm": {torch.float32}}

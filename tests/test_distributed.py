@@ -52,10 +52,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(*args) -> subprocess.CompletedProcess:
+def torchrun(*args, processes: int = 2) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1")
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(free_port()),
                *map(str, args)]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
@@ -167,3 +167,11 @@ def test_the_lock_in_one_process_refuses_a_live_run_and_takes_over_a_dead_ones(t
     lock.write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname()}))  # a run that was killed
     train_main(argv)
     assert (out / "best" / "model.safetensors").exists() and not lock.exists()
+
+
+def test_one_process_under_torchrun_trains_in_a_group_of_one(tiny_ner_config, tmp_path):
+    done = torchrun(ROOT / "train.py", "--config_file_path", tiny_ner_config, "--serialization_dir", tmp_path / "run",
+                    "--overrides", '{"trainer": {"num_epochs": 1}}', processes=1)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "data-parallel over 1 process(es), gradients through gloo" in done.stderr  # the path NCCL takes on a GPU
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]

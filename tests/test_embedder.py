@@ -1,9 +1,10 @@
 import pytest
 import torch
 
+from hmtl.config import MAX_WINDOW_SUBWORDS as MAX_SUBWORDS
 from hmtl.config import TransformerConfig
 from hmtl.errors import ConfigError
-from hmtl.modules.embedder import MAX_SUBWORDS, UNK, GloveEmbedding, TransformerEmbedder, resolve_transformer_path
+from hmtl.modules.embedder import UNK, GloveEmbedding, TransformerEmbedder, resolve_transformer_path, windows
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +23,9 @@ def test_glove_is_looked_up_lowercased_and_unknown_words_share_a_vector():
 
 
 def test_subwords_are_mean_pooled_to_words(minilm):
-    subwords, owners = minilm.ids(["Lovelace", "wrote"])
+    features = minilm.prepare(["Lovelace", "wrote"])
+    subwords, owners = features["subwords"], features["owners"]
     assert owners[0] == 0 and owners[-1] == 1 and len(subwords) == len(owners)
-    features = {"subwords": subwords, "owners": owners, "length": 2}
     with torch.no_grad():
         states = minilm.layer_states([subwords])[-1]
         words = minilm([features], num_words=2)
@@ -33,25 +34,24 @@ def test_subwords_are_mean_pooled_to_words(minilm):
 
 
 def test_frozen_transformer_outputs_are_computed_once(minilm, monkeypatch):
-    subwords, owners = minilm.ids(["Grace", "Hopper"])
-    features = {"subwords": subwords, "owners": owners, "length": 2}
+    features = minilm.prepare(["Grace", "Hopper"])
     minilm.train()
     assert not minilm.model.training  # frozen: no dropout, so outputs can be cached
     first = minilm([features], num_words=2)
     assert "transformer_cache" in features
-    monkeypatch.setattr(minilm, "layer_states", lambda *_: pytest.fail("the transformer ran again"))
+    monkeypatch.setattr(minilm, "read_states", lambda *_: pytest.fail("the transformer ran again"))
     assert torch.equal(minilm([features], num_words=2), first)
 
 
 def test_the_disk_state_cache_gives_back_what_memory_would(minilm):
     disk = TransformerEmbedder(TransformerConfig(path="minilm", scalar_mix=False, cache="disk")).eval()
     sentences = [["Grace", "Hopper", "wrote", "COBOL", "."], ["Ada", "lived", "."]]
-    memory_features = [{"subwords": s, "owners": o, "length": len(t)} for t in sentences for s, o in [minilm.ids(t)]]
-    disk_features = [dict(f) for f in memory_features]
+    memory_features = [minilm.prepare(t) for t in sentences]
+    disk_features = [disk.prepare(t) for t in sentences]
     with torch.no_grad():
         first = disk(disk_features, num_words=5)
         assert torch.equal(first, minilm(memory_features, num_words=5))
-        offset, shape = disk_features[1]["transformer_cache"]  # a place in the file, not a tensor
+        offset, shape = disk_features[1]["transformer_cache"][1]  # a place in the file, not a tensor
         assert shape == (minilm.model.config.num_hidden_layers + 1, 3, 384) and offset == 7 * 5 * 384 * 2
         assert disk.cache.end == 7 * 8 * 384 * 2  # bf16, seven layers, eight words
         assert torch.equal(disk(disk_features[::-1], num_words=5), first.flip(0))  # read back, in any order
@@ -90,7 +90,7 @@ def test_a_byte_level_bpe_gets_each_word_with_its_leading_space(tiny_roberta):
     plain = AutoTokenizer.from_pretrained(str(tiny_roberta))(words, is_split_into_words=True, add_special_tokens=False)
     assert plain["input_ids"] != pieces
     with torch.no_grad():
-        states = embedder([{"subwords": pieces, "owners": owners, "length": len(words)}], num_words=len(words))
+        states = embedder([embedder.prepare(words)], num_words=len(words))
     assert states.shape == (1, 5, 32) and bool(states.abs().sum(-1).gt(0).all())
 
 
@@ -129,3 +129,66 @@ def test_document_context_is_read_but_only_the_sentence_is_returned(minilm):
     finally:
         minilm.context = 0
     assert minilm.context_ids(["a"], ["b"]) == ([], [])
+
+
+def test_the_windows_keep_every_subword_once_with_the_overlap_split_between_neighbours():
+    for length in (1, 509, 510, 511, 1300, 4000):
+        found = windows(length, 510)
+        kept = [position for _, _, keep_from, keep_to in found for position in range(keep_from, keep_to)]
+        assert kept == list(range(length))  # every subword once, in order
+        for w, (start, end, keep_from, keep_to) in enumerate(found):
+            assert end - start <= 510 and start <= keep_from < keep_to <= end
+            if 0 < w < len(found) - 1:  # an inner window keeps its middle: 51 subwords of context on each side
+                assert keep_from - start == 51 and end - keep_to == 51
+    assert len(windows(4000, 510)) == 10  # 408 subwords a window: 1.25 positions per subword
+
+
+def test_every_word_of_a_long_document_gets_the_state_of_the_window_that_keeps_it(minilm):
+    sentences = [["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "."]] * 120
+    document = minilm.document(sentences)
+    assert len(document) > 2 * MAX_SUBWORDS
+    with torch.no_grad():
+        whole = minilm.read_states([(document, 0, len(document))])[-1][0]
+        for start, end, keep_from, keep_to in document.windows:
+            alone = minilm.layer_states([document.subwords[start:end]])[-1][0]
+            assert torch.allclose(whole[keep_from:keep_to], alone[keep_from - start : keep_to - start], atol=1e-4)
+    assert bool(whole.abs().sum(-1).gt(0).all())  # no subword left without a state
+
+
+def test_a_document_of_one_sentence_reads_as_the_sentence_does(minilm):
+    sentence = ["Ada", "Lovelace", "wrote", "the", "first", "program", "."]
+    alone = minilm.prepare(sentence)
+    within = minilm.prepare(sentence, read=(minilm.document([sentence]), 0))
+    with torch.no_grad():
+        assert torch.equal(minilm([alone], num_words=7), minilm([within], num_words=7))
+
+
+def test_the_sentences_and_the_whole_document_share_one_reading(minilm):
+    sentences = [["Ada", "Lovelace", "wrote", "notes", "."], ["She", "lived", "in", "London", "."], ["Babbage", "built", "it", "."]]
+    document = minilm.document(sentences)
+    units = [minilm.prepare(s, read=(document, first)) for s, first in zip(sentences, (0, 5, 10))]
+    units.append(minilm.prepare([t for s in sentences for t in s], read=(document, 0)))
+    document.units.extend(units)  # as HierarchicalModel.prepare registers them
+    read_before = minilm.positions_read
+    with torch.no_grad():
+        second = minilm([units[1]], num_words=5)  # one sentence asked for: the document is read, every unit kept
+        whole = minilm([units[3]], num_words=14)
+        first = minilm([units[0]], num_words=5)
+    assert minilm.positions_read - read_before == len(document) + 2  # one window, [CLS] and [SEP]: read once
+    assert torch.equal(second[0], whole[0, 5:10]) and torch.equal(first[0], whole[0, :5])
+    sentence_alone = minilm.prepare(sentences[1])
+    with torch.no_grad():  # the document around it changed the sentence's states
+        assert not torch.allclose(minilm([sentence_alone], num_words=5), second, atol=1e-2)
+
+
+def test_document_reading_with_sentence_context_is_a_config_error_naming_the_key():
+    from hmtl.config import parse_config
+
+    base = {"data": {"d": {"reader": "dygie"}}, "levels": [{"name": "a"}],
+            "tasks": [{"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["d"]}]}
+    with pytest.raises(ConfigError, match=r"embedder\.transformer.*context: 8, but reading \"document\""):
+        parse_config({**base, "embedder": {"transformer": {"reading": "document", "context": 8}}})
+    with pytest.raises(ConfigError, match=r"embedder\.transformer\.window"):
+        parse_config({**base, "embedder": {"transformer": {"reading": "document", "window": 600}}})
+    with pytest.raises(ConfigError, match=r"embedder\.transformer\.reading"):
+        parse_config({**base, "embedder": {"transformer": {"reading": "paragraph"}}})

@@ -1,5 +1,6 @@
 """The prediction API and predict.py: raw text to spans with character offsets, batching across documents, errors."""
 import json
+import re
 
 import pytest
 
@@ -20,7 +21,7 @@ def test_raw_text_gives_spans_with_surface_and_character_offsets(predictor):
     result = predictor.predict(TEXT)
     assert result["text"] == TEXT
     assert result["sentences"][1] == ["IBM", "hired", "Grace", "Hopper", "."]
-    entities = result["ner"]["entities"]
+    entities = result["tiny__ner"]["entities"]
     assert [(e["text"], e["label"]) for e in entities] == [
         ("Ada Lovelace", "PER"), ("London", "LOC"), ("IBM", "ORG"), ("Grace Hopper", "PER"), ("Google", "ORG"), ("Zurich", "LOC")]
     tokens = [t for s in result["sentences"] for t in s]
@@ -36,7 +37,7 @@ def test_a_list_of_texts_is_batched_and_equals_one_call_per_text(predictor):
     assert [r["doc_id"] for r in together] == ["0", "1", "2"]
     for index, (text, result) in enumerate(zip(texts, together)):
         alone = predictor.predict(text)
-        assert result["text"] == text and result["ner"] == alone["ner"] and result["sentences"] == alone["sentences"]
+        assert result["text"] == text and result["tiny__ner"] == alone["tiny__ner"] and result["sentences"] == alone["sentences"]
     assert [r["doc_id"] for r in predictor.predict(texts, doc_ids=["a", "b", "c"])] == ["a", "b", "c"]
 
 
@@ -52,12 +53,51 @@ def test_pre_tokenized_documents_get_a_joined_text(predictor):
     sentences = [["Ada", "Lovelace", "lived", "in", "London", "."], ["IBM", "hired", "Grace", "Hopper", "."]]
     result = predictor.predict(sentences)
     assert result["text"] == "Ada Lovelace lived in London .\nIBM hired Grace Hopper ."
-    grace = result["ner"]["entities"][-1]
+    grace = result["tiny__ner"]["entities"][-1]
     assert grace["text"] == "Grace Hopper" and result["text"][grace["start_char"]:grace["end_char"]] == "Grace Hopper"
     # a Document keeps its own text and offsets (a raw-text reader's)
     document = Document("d", [["Paris", "is", "in", "France", "."]], text="Paris is in France.",
                         char_offsets=[(0, 5), (6, 8), (9, 11), (12, 18), (18, 19)])
-    assert [e["end_char"] for e in predictor.predict(document)["ner"]["entities"]] == [5, 18]
+    assert [e["end_char"] for e in predictor.predict(document)["tiny__ner"]["entities"]] == [5, 18]
+
+
+def test_output_keys_are_namespaces_whichever_heads_are_asked_for(predictor):
+    default = predictor.predict(TEXT)
+    assert set(default) == {"doc_id", "text", "sentences", "tiny__ner"}
+    assert predictor.predict(TEXT, namespaces=["tiny__ner"]) == default == predictor.predict(TEXT, namespaces="all")
+    with pytest.raises(HmtlError, match='namespaces: expected a list of namespaces or "all", got \'tiny__ner\''):
+        predictor.predict(TEXT, namespaces="tiny__ner")
+
+
+def test_keep_labels_filters_the_predicted_types(predictor):
+    every = predictor.predict(TEXT)["tiny__ner"]["entities"]
+    kept = predictor.predict(TEXT, keep_labels=["PER", "ORG"])["tiny__ner"]["entities"]
+    assert {e["label"] for e in every} == {"PER", "LOC", "ORG"}
+    assert kept == [e for e in every if e["label"] in ("PER", "ORG")]
+
+
+@pytest.mark.parametrize("texts, message", [
+    ([[]], "the text: sentence 0 is empty"),  # one pre-tokenized document, its one sentence empty
+    ([["Ada"], []], "the text: sentence 1 is empty"),
+    ([["Ada", " "]], "the text: sentence 0 has an empty or blank token"),
+    (["fine", []], "text 1 is empty"),
+    (["fine", ["Ada", "lived"]], "text 1 is a list but not a pre-tokenized document: its item 0 is not a list of token strings"),
+])
+def test_bad_pre_tokenized_documents_are_one_line_errors(predictor, texts, message):
+    with pytest.raises(HmtlError, match=f"^{re.escape(message)}"):
+        predictor.predict(texts)
+
+
+def test_predict_many_reads_every_item_as_a_document(predictor):
+    tokens = [["Ada", "Lovelace", "lived", "in", "London", "."]]
+    many = predictor.predict_many([tokens, "IBM hired Grace Hopper."])
+    assert [without_id(d) for d in many] == [without_id(predictor.predict(tokens)), without_id(predictor.predict("IBM hired Grace Hopper."))]
+    with pytest.raises(HmtlError, match="^text 0 is a list but not a pre-tokenized document"):
+        predictor.predict_many(tokens)  # predict reads it as one document; here its item is a sentence, not a document
+
+
+def without_id(document):
+    return {k: v for k, v in document.items() if k != "doc_id"}
 
 
 def test_nested_exports_get_characters_too():
@@ -81,6 +121,13 @@ def test_bad_texts_are_one_line_errors(trained_tiny_ner, text, message):
         predictor.predict(["fine", text])
 
 
+@pytest.mark.parametrize("limits", [{"max_document_chars": 0}, {"max_document_chars": -1}, {"batch_size": 0}])
+def test_limits_below_one_are_refused_by_the_api_too(predictor, limits):
+    ((name, value),) = limits.items()
+    with pytest.raises(HmtlError, match=f"^{name}: expected a positive number, got {value}$"):
+        Predictor(predictor.model, **limits)
+
+
 def test_unknown_namespace_and_missing_model_are_named(predictor, tmp_path):
     with pytest.raises(HmtlError, match="unknown namespace.*x__ner.*the model has tiny__ner"):
         predictor.predict("Ada lived.", namespaces=["x__ner"])
@@ -97,7 +144,7 @@ def test_predict_cli_streams_json_lines_named_by_input_line(trained_tiny_ner, tm
                   "--batch_size", "1"])
     lines = [json.loads(line) for line in target.read_text().splitlines()]
     assert [(line["doc_id"], line["text"]) for line in lines] == [("1", "Ada Lovelace lived in London."), ("3", "IBM hired Grace Hopper.")]
-    assert [e["text"] for e in lines[1]["ner"]["entities"]] == ["IBM", "Grace Hopper"]
+    assert [e["text"] for e in lines[1]["tiny__ner"]["entities"]] == ["IBM", "Grace Hopper"]
     assert f"wrote 2 documents to {target}" in capsys.readouterr().err
 
 
@@ -119,7 +166,10 @@ def test_predict_cli_refuses_bad_files_before_writing(trained_tiny_ner, tmp_path
 @pytest.mark.parametrize("extra, message", [
     (["--namespaces", "x__ner"], "unknown namespace(s) x__ner; the model has tiny__ner"),
     (["--serialization_dir", "nowhere"], "nowhere has no trained model"),
-    (["--batch_size", "0"], "--batch_size: expected a positive number of sentences")])
+    (["--batch_size", "0"], "--batch_size: expected a positive number, got 0"),
+    (["--max_document_chars", "0"], "--max_document_chars: expected a positive number, got 0"),  # was: the default
+    (["--max_document_chars", "-5"], "--max_document_chars: expected a positive number, got -5"),
+    (["--keep_labels", "PERSON"], "keep_labels: ['PERSON'] names no type the chosen heads predict (tiny__ner: LOC, ORG, PER)")])
 def test_predict_cli_names_a_bad_option_in_one_line(trained_tiny_ner, tmp_path, capsys, extra, message):
     source = tmp_path / "docs.txt"
     source.write_text("Ada lived in London.\n")

@@ -100,12 +100,12 @@ def test_predict_returns_one_document_per_text_with_consistent_offsets(port, pre
         assert document["doc_id"] == str(i) and document["text"] == text
         assert document["sentences"] == tokenize(text).sentences
         n_tokens = sum(map(len, document["sentences"]))
-        for entity in document["ner"]["entities"]:
+        for entity in document["tiny__ner"]["entities"]:
             assert 0 <= entity["start"] < entity["end"] <= n_tokens
             assert 0 <= entity["start_char"] < entity["end_char"] <= len(text)
             assert entity["text"] == text[entity["start_char"]:entity["end_char"]]
             assert entity["label"] in {"PER", "LOC", "ORG"}
-        assert [(e["text"], e["label"]) for e in document["ner"]["entities"]] == ENTITIES[i]
+        assert [(e["text"], e["label"]) for e in document["tiny__ner"]["entities"]] == ENTITIES[i]
     # exactly what the predictor answers for the same texts
     assert list(map(without_doc_id, documents)) == list(map(without_doc_id, predictor.predict(TEXTS)))
 
@@ -124,7 +124,7 @@ def test_namespaces_choose_the_heads(port, predictor):
     ("[1, 2]", "JSON object"),
     ({"text": ["Ada"]}, "'text'"),
     ({"namespaces": ["tiny__ner"]}, "'texts' is missing"),
-    ({"texts": "Ada lived in London."}, "list of strings, got a string"),
+    ({"texts": "Ada lived in London."}, "'texts' must be a list of texts (strings, or pre-tokenized documents"),
     ({"texts": []}, "'texts' is empty"),
     ({"texts": ["Ada", 3]}, "text 1 is a int, not a string"),
     ({"texts": ["Ada", "  \n "]}, "text 1 is empty"),
@@ -133,11 +133,26 @@ def test_namespaces_choose_the_heads(port, predictor):
     ({"texts": ["Ada"], "namespaces": ["nope__ner"]}, "unknown namespace(s) nope__ner; the model has tiny__ner"),
     ({"texts": ["Ada"], "namespaces": "tiny__ner"}, "'namespaces' must be a list"),
     ({"texts": ["Ada"], "namespaces": []}, "no namespace given; the model has tiny__ner"),
+    ({"texts": ["Ada"], "namespaces": "al"}, "'namespaces' must be a list of strings such as"),
+    # token lists: a document is a list of sentences, so a list of strings in "texts" is no document
+    ({"texts": [["Ada", "lived"]]}, "text 0 is a list but not a pre-tokenized document"),
+    ({"texts": [["Ada"], ["Bob"]]}, "text 0 is a list but not a pre-tokenized document"),
+    ({"texts": ["Ada", []]}, "text 1 is empty"),
+    ({"texts": [[]]}, "text 0 is empty"),
+    ({"texts": [[["Ada"], []]]}, "text 0: sentence 1 is empty"),
 ])
 def test_bad_requests_are_422_with_a_one_line_message(port, body, message):
     status, answer = call(port, "POST", "/predict", body)
     assert status == 422
     assert message in answer["detail"] and "\n" not in answer["detail"]
+
+
+def test_pre_tokenized_documents_and_all_heads(port, predictor):
+    tokens = [["Ada", "Lovelace", "lived", "in", "London", "."], ["IBM", "hired", "Grace", "Hopper", "."]]
+    status, answer = call(port, "POST", "/predict", {"texts": [tokens, TEXTS[0]], "namespaces": "all"})
+    assert status == 200
+    assert list(map(without_doc_id, answer["documents"])) == list(map(without_doc_id, predictor.predict_many([tokens, TEXTS[0]])))
+    assert [e["text"] for e in answer["documents"][0]["tiny__ner"]["entities"]] == ["Ada Lovelace", "London", "IBM", "Grace Hopper"]
 
 
 def test_bodies_over_the_limit_are_413(port):
@@ -181,7 +196,7 @@ def test_unexpected_errors_are_500_with_a_one_line_message(predictor):
     def broken(texts, namespaces=None):
         raise RuntimeError("the weights\nmelted")
 
-    fake = types.SimpleNamespace(model=predictor.model, info=predictor.info, predict=broken)
+    fake = types.SimpleNamespace(model=predictor.model, info=predictor.info, predict_many=broken)
     with serving(create_app(fake)) as port:
         status, answer = call(port, "POST", "/predict", {"texts": ["Ada lived in London."]})
         assert status == 500
@@ -195,7 +210,7 @@ class FakePredictor:
     def __init__(self):
         self.calls, self.release = [], threading.Event()
 
-    def predict(self, texts, namespaces=None):
+    def predict_many(self, texts, namespaces=None):
         self.calls.append((list(texts), namespaces))
         if len(self.calls) == 1:
             self.release.wait(10)

@@ -23,6 +23,24 @@ def test_relation_context_is_the_max_between_the_arguments_in_either_order():
     assert pooled.tolist() == [[3.0, 0.5], [3.0, 0.5], [0.0, 0.0], [0.0, 0.0]]
 
 
+def test_relation_context_matches_a_max_over_every_token_between_for_random_pairs():
+    torch.manual_seed(0)
+    states = torch.randn(37, 3, requires_grad=True)
+    bounds = torch.randint(0, 38, (400, 2)).sort(dim=1).values
+    heads, tails = bounds[:200], bounds[200:]
+    pooled = pool_between(states, heads, tails)
+    expected = []
+    for (hs, he), (ts, te) in zip(heads.tolist(), tails.tolist()):
+        start, end = min(he, te), max(hs, ts)
+        expected.append(states[start:end].amax(0) if end > start else torch.zeros(3))
+    expected = torch.stack(expected)
+    assert torch.equal(pooled, expected)
+    weights = torch.randn(200, 3)
+    gradient, = torch.autograd.grad((pooled * weights).sum(), states)
+    expected_gradient, = torch.autograd.grad((expected * weights).sum(), states)
+    assert torch.allclose(gradient, expected_gradient)
+
+
 def test_span_representation_uses_end_points_and_attention_inside_the_span():
     torch.manual_seed(0)
     extractor = SpanExtractor(input_dim=4, max_width=3)
@@ -173,7 +191,45 @@ def test_predictor_prepares_each_sentence_once_for_all_sentence_tasks(monkeypatc
     model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
     prepared = []
     original = model.embedder.prepare
-    monkeypatch.setattr(model.embedder, "prepare", lambda tokens, context=([], []): prepared.append(tokens) or original(tokens, context))
+    monkeypatch.setattr(model.embedder, "prepare", lambda tokens, *rest: prepared.append(tokens) or original(tokens, *rest))
     result = Predictor(model).predict(document.sentences)
     assert prepared == [["Ada", "wrote", "."], ["She", "lived", "."], document.tokens]  # two sentences, one document
-    assert set(result) >= {"ner", "emd", "coref"}
+    assert set(result) >= {"toy__ner", "toy__emd", "toy__coref"}
+
+
+def test_gold_mentions_longer_than_max_width_are_logged_and_scored_as_misses(tmp_path, caplog):
+    """No span of more than max_width tokens is enumerated, so a head cannot find one: training says how many
+    there are in each split, and they stay in the gold, or a head perfect on the other spans would score 100 recall."""
+    import json
+    import logging
+
+    from hmtl.training.trainer import Trainer
+
+    corpus = tmp_path / "toy.jsonl"  # "Ada King Lovelace" (3 tokens) is the one mention over max_width 2
+    corpus.write_text(json.dumps({
+        "doc_key": "d", "sentences": [["Ada", "King", "Lovelace", "lived", "in", "London", "."], ["She", "wrote", "."], ["She", "died", "."]],
+        "ner": [[[0, 2, "PER"], [5, 5, "LOC"]], [[7, 7, "PER"]], [[10, 10, "PER"]]], "clusters": [[[0, 2], [7, 7], [10, 10]]]}) + "\n")
+    config = parse_config({
+        "data": {"toy": {"reader": "dygie", "train": str(corpus), "validation": str(corpus), "test": str(corpus)}},
+        "levels": [{"name": "a", "hidden_size": 4}],
+        "tasks": [{"name": "emd", "type": "span_classifier", "level": "a", "datasets": ["toy"], "options": {"max_width": 2}},
+                  {"name": "coref", "type": "coreference", "level": "a", "datasets": ["toy"], "options": {"max_width": 2}}],
+        "trainer": {"num_epochs": 1},
+    })
+    with caplog.at_level(logging.WARNING):
+        trainer = Trainer(config, tmp_path / "run")
+        trainer.train()
+    for split in ("train", "validation", "test"):
+        assert f"toy__emd {split}: 1 of 4 gold mentions are longer than max_width 2" in caplog.text
+        assert f"toy__coref {split}: 1 of 3 gold mentions are longer than max_width 2" in caplog.text
+
+    def perfect(batch):  # every gold span the head can reach, nothing else
+        name, head = batch.heads[0]
+        if name == "emd":
+            return [[[s for s in i.target.entities if s.end - s.start <= 2] for i in head.instances]]
+        return [[[[s.bounds for s in cluster if s.end - s.start <= 2] for cluster in i.target.clusters] for i in head.instances]]
+
+    trainer.model.decode_heads = perfect
+    metrics = evaluate(trainer.model, trainer.instances["test"], batch_size=8)
+    assert metrics["toy__emd_precision"] == 100.0 and metrics["toy__emd_recall"] == 75.0
+    assert metrics["toy__coref_muc_precision"] == 100.0 and metrics["toy__coref_muc_recall"] == 50.0

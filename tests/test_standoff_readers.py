@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import hmtl.data.readers  # noqa: F401  (registers the readers)
-from hmtl.data.document import Relation, Span
+from hmtl.data.document import Event, Relation, Span
 from hmtl.data.readers.standoff import BratReader, PubTatorReader
 from hmtl.errors import ConfigError, DataFormatError
 from hmtl.registry import READERS
@@ -96,7 +96,8 @@ def test_brat_folder_join_mode(tmp_path, caplog):
 
     messages = [record.getMessage() for record in caplog.records]
     assert any("a.ann: skipped 2 annotation lines" in m and "# 1, A 1" in m for m in messages)
-    assert any("b.ann: skipped 1 annotation lines" in m and "E 1" in m for m in messages)
+    assert not any("b.ann: skipped" in m for m in messages)  # its E line is read: an event
+    assert b.events == [Event(Span(14, 15, "Cause"), (Span(9, 12, "Theme"),))]
     assert any("2 discontinuous spans (discontinuous='join')" in m for m in messages)
 
 
@@ -264,7 +265,7 @@ def test_pubtator_documents_offsets_clusters_and_relations(tmp_path):
     concepts = first.attributes["concepts"]
     assert [concepts.get(span.bounds) for span in first.entities] == ["D002945", "D007674", "D058186", "D002945", None]  # -1: none
     assert first.clusters == [[Span(0, 1), Span(14, 15)]]  # Cisplatin ... cisplatin; singletons dropped
-    assert first.attributes["relations"] == [{"label": "CID", "head": "D002945", "tail": "D058186"}]
+    assert first.attributes["relations"] == [{"label": "CID", "head": "D002945", "tail": "D058186", "extra": ()}]
 
     assert second.text == f"{TITLE_2}\n{ABSTRACT_2}"
     assert second.sentences[0] == ["BRCA1", "and", "breast", "cancer"]
@@ -302,6 +303,62 @@ def test_pubtator_title_only_and_no_blank_line_between_documents(tmp_path):
     first, second = PubTatorReader().read(path)
     assert (first.text, first.entities) == ("Aspirin helps.", [Span(0, 1, "Chemical")])
     assert (second.doc_id, second.text) == ("8", "Nothing.\n")
+
+
+BIORED = (  # BioRED's shape: relation lines with a fifth column, the novelty flag, beside 4-column ones
+    "2001|t|Aspirin and warfarin raise bleeding risk.\n"
+    "2001|a|Aspirin binds COX1.\n"
+    "2001\t0\t7\tAspirin\tChemicalEntity\tD001241\n"
+    "2001\t12\t20\twarfarin\tChemicalEntity\tD014859\n"
+    "2001\t27\t35\tbleeding\tDiseaseOrPhenotypicFeature\tD006470\n"
+    "2001\t42\t49\tAspirin\tChemicalEntity\tD001241\n"
+    "2001\t56\t60\tCOX1\tGeneOrGeneProduct\t5742\n"
+    "2001\tAssociation\tD001241\tD006470\tNovel\n"
+    "2001\tBind\t5742\tD001241\tNo\n"
+    "2001\tDrug_Interaction\tD001241\tD014859\n"
+    "\n"
+    "2002|t|Renal and hepatic failure after paracetamol.\n"
+    "2002\t0\t25\tRenal and hepatic failure\tDisease\tD051437|D017093\n"
+    "2002\t32\t43\tparacetamol\tChemical\tD000082\n"
+    "2002\tCID\tD000082\tD017093\tNo\tannotator 2\n"
+)
+
+
+def test_pubtator_relation_lines_with_extra_columns(tmp_path):
+    path = write(tmp_path / "biored.PubTator", BIORED)
+    first, second = PubTatorReader().read(path)
+    assert token_texts(first, first.entities) == [
+        ("Aspirin", "ChemicalEntity"), ("warfarin", "ChemicalEntity"), ("bleeding", "DiseaseOrPhenotypicFeature"),
+        ("Aspirin", "ChemicalEntity"), ("COX1", "GeneOrGeneProduct")]
+    assert first.attributes["relations"] == [  # a numeric id in the third column does not make a mention line
+        {"label": "Association", "head": "D001241", "tail": "D006470", "extra": ("Novel",)},
+        {"label": "Bind", "head": "5742", "tail": "D001241", "extra": ("No",)},
+        {"label": "Drug_Interaction", "head": "D001241", "tail": "D014859", "extra": ()}]
+    # D017093 is one of the ids of the composite mention's field: the relation is kept, every extra column too
+    assert second.attributes["relations"] == [
+        {"label": "CID", "head": "D000082", "tail": "D017093", "extra": ("No", "annotator 2")}]
+
+
+def test_pubtator_relation_to_a_concept_without_mention_is_dropped_and_logged(tmp_path, caplog):
+    path = write(tmp_path / "x.PubTator", f"1001|t|{TITLE_1}\n1001|a|{ABSTRACT_1}\n"
+                                         "1001\t0\t9\tCisplatin\tChemical\tD002945\n"
+                                         "1001\t18\t32\tnephrotoxicity\tDisease\tD007674\n"
+                                         "1001\t94\t104\tFamotidine\tChemical\t-1\n"
+                                         "1001\tCID\tD002945\tD007674\n"
+                                         "1001\tCID\tD002945\tD000001\n"  # line 7: no mention of D000001
+                                         "1001\tCID\t-1\tD007674\n\n"  # -1 means no concept
+                                         f"1002|t|{TITLE_2}\n"
+                                         "1002\t0\t5\tBRCA1\tGene\t672\n"
+                                         "1002\tAssociation\t672\tD002945\tNovel\n")  # D002945 is in 1001 only
+    reader = PubTatorReader()
+    with caplog.at_level(logging.WARNING, logger="hmtl.data.readers.standoff"):
+        first, second = reader.read(path)
+    assert first.attributes["relations"] == [{"label": "CID", "head": "D002945", "tail": "D007674", "extra": ()}]
+    assert second.attributes["relations"] == []
+    assert reader.dropped_relations == [(7, "D000001"), (8, "-1"), (12, "D002945")]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "dropped 3 relations" in warnings[0] and f"{path}:7" in warnings[0]
 
 
 PUBTATOR_ERRORS = [

@@ -26,7 +26,11 @@ def pipeline(language: str):
 
     try:
         nlp = spacy.blank(language)
-    except (ImportError, KeyError):  # spaCy raises ImportError for an unknown language code
+    except (ImportError, KeyError) as error:  # spaCy raises ImportError for an unknown language code
+        cause = error.__cause__ or error.__context__  # or for a language whose module failed to import
+        if isinstance(cause, ImportError) and cause.name not in (None, f"spacy.lang.{language}"):
+            raise ValueError(f"language: spaCy's {language!r} tokenizer failed to import ({cause}); "
+                             "reinstall spacy and its dependencies") from None
         raise ValueError(f"language: spaCy has no tokenizer for {language!r}") from None
     nlp.add_pipe("sentencizer")
     return nlp

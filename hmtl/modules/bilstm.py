@@ -1,8 +1,6 @@
 """A BiLSTM over padded, masked token states: the hierarchy's levels and a tagger's private encoders."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
 from torch import nn
 
@@ -18,8 +16,9 @@ class BiLstm(nn.Module):
         """(B, T, D) states and their (B, T) mask -> (B, T, output_dim), zero at padding."""
         lengths = mask.sum(1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(inputs.float(), lengths, batch_first=True, enforce_sorted=False)
-        # oneDNN has no bf16 LSTM on CPUs without bf16 instructions (it fails there): on the CPU the LSTMs stay fp32
-        with torch.autocast("cpu", enabled=False) if inputs.device.type == "cpu" else contextlib.nullcontext():
+        # fp32 under any autocast: oneDNN has no bf16 LSTM on CPUs without bf16 instructions (it fails there), and
+        # on a GPU cuDNN would run the recurrence in fp16 even under bf16 autocast, with no loss scaling
+        with torch.autocast(inputs.device.type, enabled=False):
             output, _ = self.lstm(packed)
         output, _ = nn.utils.rnn.pad_packed_sequence(output, batch_first=True, total_length=inputs.size(1))
         return self.dropout(output)

@@ -14,12 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from hmtl.config import CharCnnConfig, EmbedderConfig, TransformerConfig
+from hmtl.config import MAX_WINDOW_SUBWORDS, CharCnnConfig, EmbedderConfig, TransformerConfig
 from hmtl.errors import ConfigError
 
 PAD, UNK = 0, 1
-MAX_SUBWORDS = 510  # BERT-style models see 512 positions, two of them [CLS] and [SEP]
-WINDOW_STRIDE = 384
 
 
 @lru_cache(maxsize=1)
@@ -117,6 +115,38 @@ class ScalarMix(nn.Module):
         return self.gamma * sum(w * layer for w, layer in zip(weights, layers))
 
 
+class DocumentSubwords:
+    """What the transformer reads for a document: its subwords (each sentence tokenized as in sentence reading, then
+    joined), the word each belongs to, and the fixed overlapping windows it is read in. Each subword takes its state
+    from the one window that keeps it (where it sits farthest from an edge), so every unit of the document, a
+    sentence or the whole document, gets the same states from one reading of it. In sentence reading each unit is
+    a document of its own."""
+
+    def __init__(self, subwords: list[int], owners: list[int], window: int = MAX_WINDOW_SUBWORDS):
+        self.subwords, self.owners = subwords, owners
+        self.word_starts = [0] * (owners[-1] + 2 if owners else 1)  # subword index where each word starts, and the end
+        for index in range(len(owners) - 1, -1, -1):
+            self.word_starts[owners[index]] = index
+        self.word_starts[-1] = len(subwords)
+        self.windows = windows(len(subwords), window)
+        self.units: list[dict] = []  # the features of the units that read it: filled together when it is encoded
+
+    def __len__(self) -> int:
+        return len(self.subwords)
+
+
+def windows(length: int, window: int) -> list[tuple[int, int, int, int]]:
+    """``(start, end, keep_from, keep_to)`` of the windows over ``length`` subwords: ``window`` wide, each a fifth
+    of its width after the last, the kept ranges tiling ``[0, length)`` with the overlap split between neighbours."""
+    stride = window - window // 5
+    starts = [0]
+    while starts[-1] + window < length:
+        starts.append(starts[-1] + stride)
+    margin = (window - stride) // 2
+    keep = [0] + [start + margin for start in starts[1:]] + [length]
+    return [(start, min(start + window, length), keep[w], keep[w + 1]) for w, start in enumerate(starts)]
+
+
 class TransformerEmbedder(nn.Module):
     """A local pretrained transformer; subword states pooled to words; long inputs run in overlapping windows."""
 
@@ -130,7 +160,13 @@ class TransformerEmbedder(nn.Module):
         self.fine_tune = config.fine_tune
         self.pooling = config.pooling
         self.context = config.context
+        self.reading, self.window = config.reading, config.window
         self.cache = StateCache(config.cache)
+        # A fine-tuned transformer's states change with every update: while it evaluates they are kept only until it
+        # trains again (``version``), in memory and in fp32, so that a document is still read once per evaluation.
+        self.version = 0
+        self.evaluation_cache = StateCache("memory")
+        self.positions_read = 0  # positions given to the model so far, [CLS] and [SEP] included: the cost of reading
         if not self.fine_tune:
             self.model.requires_grad_(False)
         num_layers = self.model.config.num_hidden_layers + 1
@@ -160,19 +196,33 @@ class TransformerEmbedder(nn.Module):
         left = self.ids(before)[0][-self.context :] if before else []
         return left, self.ids(after)[0][: self.context] if after else []
 
-    def _windows(self, length: int) -> list[int]:
-        starts = [0]
-        while starts[-1] + MAX_SUBWORDS < length:
-            starts.append(starts[-1] + WINDOW_STRIDE)
-        return starts
+    def prepare(self, tokens: list[str], context: tuple[list[str], list[str]] = ([], []),
+                read: tuple[DocumentSubwords, int] | None = None) -> dict:
+        """A unit's subwords, each one's word (``owners``, from 0), and what the transformer reads for it:
+        ``read`` = (its document, its first word there) under document reading, else the unit alone."""
+        document, first = read or (DocumentSubwords(*self.ids(tokens), self.window), 0)
+        start, end = document.word_starts[first], document.word_starts[first + len(tokens)]
+        return {"length": len(tokens), "subwords": document.subwords[start:end],
+                "owners": [owner - first for owner in document.owners[start:end]],
+                "read": (document, first, first + len(tokens)), "context": self.context_ids(*context)}
+
+    def document(self, sentences: list[list[str]]) -> DocumentSubwords:
+        """A document's subwords for document reading: each sentence tokenized as sentence reading does, joined."""
+        subwords, owners, offset = [], [], 0
+        for sentence in sentences:
+            pieces, sentence_owners = self.ids(sentence)
+            subwords += pieces
+            owners += [offset + owner for owner in sentence_owners]
+            offset += len(sentence)
+        return DocumentSubwords(subwords, owners, self.window)
 
     def layer_states(self, subwords: list[list[int]], contexts: list[tuple[list[int], list[int]]] | None = None) -> list[torch.Tensor]:
         """All hidden layers for each sequence of subword ids: list over layers of (B, S, H), S = longest input.
         With ``contexts`` (subwords before and after each sequence) the transformer reads them too; only the
         sequence's own states are returned."""
         if not contexts or not any(left or right for left, right in contexts):
-            return self._sequence_states(subwords)
-        full = self._sequence_states([left + ids + right for ids, (left, right) in zip(subwords, contexts)])
+            return self.read_states([(DocumentSubwords(ids, [], self.window), 0, len(ids)) for ids in subwords])
+        full = self.layer_states([left + ids + right for ids, (left, right) in zip(subwords, contexts)])
         longest = max(len(ids) for ids in subwords)
         layers = []
         for states in full:
@@ -182,38 +232,39 @@ class TransformerEmbedder(nn.Module):
             layers.append(out)
         return layers
 
-    def _sequence_states(self, subwords: list[list[int]]) -> list[torch.Tensor]:
-        """``layer_states`` without context.
-
-        Sequences longer than the model's window are cut into overlapping windows; each subword takes its state from
-        the window where it sits farthest from an edge.
-        """
+    def read_states(self, reads: list[tuple[DocumentSubwords, int, int]]) -> list[torch.Tensor]:
+        """All hidden layers of each read ``(document, first subword, end subword)``: list over layers of (B, S, H),
+        S = the longest read. The transformer runs once over the distinct windows the reads need (a window two reads
+        share runs once), each subword's state from the window that keeps it."""
         cls, sep, pad = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id, self.tokenizer.pad_token_id
-        windows, placements = [], []  # placements: (batch index, window start, first kept, last kept)
-        for b, ids in enumerate(subwords):
-            starts = self._windows(len(ids))
-            for w, start in enumerate(starts):
-                chunk = ids[start : start + MAX_SUBWORDS]
-                keep_from = 0 if w == 0 else (MAX_SUBWORDS - WINDOW_STRIDE) // 2
-                keep_to = len(chunk) if w == len(starts) - 1 else keep_from + WINDOW_STRIDE
-                windows.append([cls] + chunk + [sep])
-                placements.append((b, start, keep_from, keep_to))
-        width = max(len(w) for w in windows)
-        input_ids = torch.full((len(windows), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(windows), width), dtype=torch.long)
-        for i, window in enumerate(windows):
-            input_ids[i, : len(window)] = torch.tensor(window)
-            attention[i, : len(window)] = 1
+        rows: dict[tuple[int, int], int] = {}
+        inputs, placements = [], []  # placements: (read, row, first position in the row, last, first in the read)
+        for b, (document, first, end) in enumerate(reads):
+            for w, (start, stop, keep_from, keep_to) in enumerate(document.windows):
+                lo, hi = max(keep_from, first), min(keep_to, end)
+                if lo >= hi:
+                    continue
+                row = rows.setdefault((id(document), w), len(inputs))
+                if row == len(inputs):
+                    inputs.append([cls] + document.subwords[start:stop] + [sep])
+                placements.append((b, row, 1 + lo - start, 1 + hi - start, lo - first))
+        width = max(len(ids) for ids in inputs)
+        input_ids = torch.full((len(inputs), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(inputs), width), dtype=torch.long)
+        for i, ids in enumerate(inputs):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            attention[i, : len(ids)] = 1
+        self.positions_read += sum(len(ids) for ids in inputs)
         device = self.model.device
         with torch.set_grad_enabled(self.fine_tune and torch.is_grad_enabled()):
             hidden = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                                 output_hidden_states=True).hidden_states
-        longest = max(len(ids) for ids in subwords)
+        longest = max(end - first for _, first, end in reads)
         layers = []
         for states in hidden:
-            out = states.new_zeros(len(subwords), longest, states.size(-1))
-            for i, (b, start, keep_from, keep_to) in enumerate(placements):
-                out[b, start + keep_from : start + keep_to] = states[i, 1 + keep_from : 1 + keep_to]
+            out = states.new_zeros(len(reads), longest, states.size(-1))
+            for b, row, lo, hi, at in placements:
+                out[b, at : at + hi - lo] = states[row, lo:hi]
             layers.append(out)
         return layers
 
@@ -231,24 +282,32 @@ class TransformerEmbedder(nn.Module):
         return summed / counts.clamp(min=1)
 
     def train(self, mode: bool = True) -> "TransformerEmbedder":
-        """A frozen transformer stays in eval mode (no dropout), so its outputs are deterministic and cacheable."""
+        """A frozen transformer stays in eval mode (no dropout), so its outputs are deterministic and cacheable; a
+        fine-tuned one that goes back to training drops the states it kept while evaluating."""
         super().train(mode)
         if not self.fine_tune:
             self.model.eval()
+        elif mode:
+            self.version += 1
         return self
 
     def _mix(self, layers: list[torch.Tensor]) -> torch.Tensor:
         return self.mix(layers) if self.mix is not None else layers[-1]
 
     def forward(self, features: list[dict], num_words: int) -> torch.Tensor:
-        """Word states (B, num_words, H) of a batch of prepared sentences."""
-        if not self.fine_tune:
-            return self._mix(list(self._cached_word_layers(features, num_words)))
+        """Word states (B, num_words, H) of a batch of prepared units (sentences or documents). A frozen transformer,
+        or a fine-tuned one evaluating, reads each document once and keeps its units' states (``_kept_word_layers``);
+        a fine-tuned one training reads the windows the batch needs."""
+        if not self.fine_tune or not (self.training or torch.is_grad_enabled()):
+            return self._mix(list(self._kept_word_layers(features, num_words)))
         return self.pool(self._mix(self._feature_states(features)), self.owners(features).to(self.model.device), num_words)
 
     def _feature_states(self, features: list[dict]) -> list[torch.Tensor]:
-        """``layer_states`` of prepared sentences, with their document context when they have one."""
-        return self.layer_states([f["subwords"] for f in features], [f.get("context", ([], [])) for f in features])
+        """The subword states of prepared units: from their documents' windows, or with their context subwords."""
+        if self.context:
+            return self.layer_states([f["subwords"] for f in features], [f.get("context", ([], [])) for f in features])
+        return self.read_states([(document, document.word_starts[first], document.word_starts[end])
+                                 for document, first, end in (f["read"] for f in features)])
 
     @staticmethod
     def owners(features: list[dict]) -> torch.Tensor:
@@ -258,24 +317,51 @@ class TransformerEmbedder(nn.Module):
         return owners
 
     @torch.no_grad()
-    def _cached_word_layers(self, features: list[dict], num_words: int) -> torch.Tensor:
-        """(L, B, num_words, H) word states of every layer of a frozen transformer, computed once per sentence and
-        kept (bf16) in the state cache, its handle in the features: later epochs skip the transformer entirely."""
-        missing = [f for f in features if "transformer_cache" not in f]
-        fresh = {}  # computed now: used as they are, not read back from the cache
-        if missing:
-            longest = max(f["length"] for f in missing)
-            layers = self._feature_states(missing)
-            owners = self.owners(missing).to(self.model.device)
-            pooled = torch.stack([self.pool(layer.float(), owners, longest) for layer in layers]).to(torch.bfloat16).cpu()
-            for b, f in enumerate(missing):
-                fresh[id(f)] = pooled[:, b, : f["length"]].clone()  # not a view that would keep the batch
-                f["transformer_cache"] = self.cache.put(fresh[id(f)])
-        states = [fresh[id(f)] if id(f) in fresh else self.cache.get(f["transformer_cache"]) for f in features]
-        out = torch.zeros(states[0].size(0), len(features), num_words, self.output_dim, dtype=torch.bfloat16)
-        for b, (f, cached) in enumerate(zip(features, states)):
-            out[:, b, : f["length"]] = cached
-        return out.to(self.model.device).float()  # the cache stays in CPU memory (or on disk); one copy per batch
+    def _kept_word_layers(self, features: list[dict], num_words: int) -> torch.Tensor:
+        """(L, B, num_words, H) word states of every layer, computed once per document and kept with each unit that
+        reads it (a frozen transformer's in the state cache, bf16: later epochs skip the transformer entirely)."""
+        fresh = self._encode_documents([f for f in features if f.get("transformer_cache", (None,))[0] != self.version])
+        states = [fresh[id(f)] if id(f) in fresh else self._cache().get(f["transformer_cache"][1]) for f in features]
+        out = torch.zeros(states[0].size(0), len(features), num_words, self.output_dim, dtype=states[0].dtype)
+        for b, (f, kept) in enumerate(zip(features, states)):
+            out[:, b, : f["length"]] = kept
+        return out.to(self.model.device).float()  # kept in CPU memory (or on disk); one copy per batch
+
+    def _cache(self) -> "StateCache":
+        return self.cache if not self.fine_tune else self.evaluation_cache
+
+    def _encode_documents(self, missing: list[dict]) -> dict[int, torch.Tensor]:
+        """Read the documents of ``missing`` units whole and keep the word states of every unit that reads them
+        (those of this batch and the others): {id(features): (L, length, H)} of the units of this batch."""
+        if not missing:
+            return {}
+        if self.context:  # context reading: each unit with its own context subwords
+            documents = {id(f): (f, [f]) for f in missing}
+        else:
+            documents = {id(f["read"][0]): (f, f["read"][0].units or [f]) for f in missing}
+        order = list(documents.values())
+        if self.context:
+            layers = self._feature_states([f for f, _ in order])
+            owners = self.owners([f for f, _ in order])
+            lengths = [f["length"] for f, _ in order]
+        else:
+            layers = self.read_states([(f["read"][0], 0, len(f["read"][0])) for f, _ in order])
+            owners = torch.full((len(order), max(len(f["read"][0]) for f, _ in order)), -1, dtype=torch.long)
+            for b, (f, _) in enumerate(order):
+                owners[b, : len(f["read"][0])] = torch.tensor(f["read"][0].owners, dtype=torch.long)
+            lengths = [f["read"][0].owners[-1] + 1 if f["read"][0].owners else 0 for f, _ in order]
+        dtype = torch.float32 if self.fine_tune else torch.bfloat16
+        pooled = torch.stack([self.pool(layer.float(), owners.to(self.model.device), max(lengths)) for layer in layers])
+        pooled = pooled.to(dtype).cpu()
+        fresh, missing_ids = {}, {id(f) for f in missing}
+        for b, (f, units) in enumerate(order):
+            for unit in units:
+                first = 0 if self.context else unit["read"][1]
+                kept = pooled[:, b, first : first + unit["length"]].clone()  # not a view that would keep the batch
+                unit["transformer_cache"] = (self.version, self._cache().put(kept))
+                if id(unit) in missing_ids:
+                    fresh[id(unit)] = kept
+        return fresh
 
 
 class StateCache:
@@ -321,17 +407,18 @@ class Embedder(nn.Module):
             raise ConfigError("embedder: configure at least one of glove, char_cnn, transformer")
         self.dropout = nn.Dropout(config.dropout)
 
-    def prepare(self, tokens: list[str], context: tuple[list[str], list[str]] = ([], [])) -> dict:
-        """Integer features of one sentence (and the transformer's subwords of its ``context`` words before and
-        after), computed once when the data is loaded."""
+    def prepare(self, tokens: list[str], context: tuple[list[str], list[str]] = ([], []),
+                read: tuple[DocumentSubwords, int] | None = None) -> dict:
+        """Integer features of one unit, computed once when the data is loaded: with a transformer, its subwords and
+        what it reads, ``read`` = (its document's subwords, its first word there) under document reading, else the
+        unit alone (and the subwords of its ``context`` words before and after, with ``context``)."""
         features: dict = {"length": len(tokens)}
         if self.glove is not None:
             features["glove"] = self.glove.ids(tokens)
         if self.char_cnn is not None:
             features["chars"] = self.char_cnn.ids(tokens)
         if self.transformer is not None:
-            features["subwords"], features["owners"] = self.transformer.ids(tokens)
-            features["context"] = self.transformer.context_ids(*context)
+            features.update(self.transformer.prepare(tokens, context, read))
         return features
 
     def collate(self, features: list[dict]) -> dict[str, torch.Tensor]:

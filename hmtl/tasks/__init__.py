@@ -1,2 +1,2 @@
 """Task types; importing this package registers them all."""
-from hmtl.tasks import coreference, crf_tagger, relation, span_classifier  # noqa: F401
+from hmtl.tasks import classifier, coreference, crf_tagger, event, relation, span_classifier  # noqa: F401

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from statistics import mean
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -33,6 +33,9 @@ class Instance:
     sentence_lengths: list[int] | None = None
     # The words before and after a sentence in its document, for a transformer that reads document context.
     context: tuple[list[str], list[str]] = ([], [])
+    # Under document reading, what the transformer reads for it: its document's subwords and its first word there
+    # (set by the model, which knows the reading mode; ``Embedder.prepare``).
+    read: tuple | None = None
 
 
 @dataclass
@@ -141,6 +144,16 @@ class Task(nn.Module):
     def entity_types(self, ns: str) -> list[str] | None:
         """The entity types the head of ``ns`` can predict; None for a task that predicts no typed spans."""
         return None
+
+    def unreachable(self, instances: list[Instance]) -> str | None:
+        """What of the instances' gold the head can never predict, for a log line (e.g. "3 of 120 gold mentions
+        are longer than max_width 10"); the scorers keep it in the gold, as misses. None: nothing."""
+        return None
+
+    def relabel(self, prediction: Any, mapping: Callable[[str], str | None]) -> Any:
+        """A decoded prediction with its entity types passed through ``mapping`` (None: dropped), as gold read with
+        a label map or ``keep_labels`` is; a task whose predictions carry entity types overrides this."""
+        return prediction
 
     def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
         """The tensors ``loss`` and ``decode`` read, from the instances alone (CPU, no model state): run in a

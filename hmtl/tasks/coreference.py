@@ -21,7 +21,7 @@ from hmtl.metrics.coref import CorefMetrics
 from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, prune, span_tensor
 from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, Task, TaskBatch, span_json
-from hmtl.tasks.span_classifier import span_instances
+from hmtl.tasks.span_classifier import overlong, span_instances
 
 DISTANCE_BUCKETS = [1, 2, 3, 4, 5, 8, 16, 32, 64]
 
@@ -143,6 +143,10 @@ class Coreference(Task):
                 clusters[cluster_of[j]].append(mentions[i])
             predictions.append(clusters)
         return predictions
+
+    def unreachable(self, instances: list[Instance]) -> str | None:
+        mentions = [span for instance in instances for cluster in instance.target.clusters for span in cluster]
+        return overlong(mentions, self.options.max_width)
 
     def export(self, prediction: list[list[tuple[int, int]]], offset: int) -> dict[str, list]:
         return {"clusters": [[span_json(Span(start, end), offset) for start, end in cluster] for cluster in prediction]}

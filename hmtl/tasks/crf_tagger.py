@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from hmtl.config import Section, TaskConfig, namespace
-from hmtl.data.document import Document, Span
+from hmtl.data.document import Document, Span, relabeled
 from hmtl.data.tagging import spans_to_tags, tags_to_spans
 from hmtl.errors import ConfigError
 from hmtl.metrics.span_f1 import SpanF1
@@ -142,14 +142,15 @@ class CrfTagger(Task):
 
     def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
         """Sentences with their tags; a flat tagger sees one layer of entities, so of nested or overlapping
-        entities it keeps the outermost and logs how many it left out."""
+        entities it keeps the outermost and logs how many it left out. An entity tagger leaves out the sentences
+        marked ``unannotated`` (their entities are unknown: tagging them all O would teach it wrong)."""
         ns = namespace(dataset, self.name)
         self.dropped_overlaps = 0
         instances = [
             Instance(tokens=tokens, namespace=ns, target=tags, source=(doc.doc_id, i), context=sentence_context(doc, i))
             for doc in documents
             for i, (tokens, tags) in enumerate(zip(doc.sentences, self.sentence_tags(doc)))
-            if tokens
+            if tokens and not (self.uses_spans and i in doc.unannotated)
         ]
         if self.dropped_overlaps:
             logger.info("%s: %d nested or overlapping entities left out (a flat tagger keeps the outermost)",
@@ -177,6 +178,12 @@ class CrfTagger(Task):
         ns = batch.namespace
         paths = self.crfs[ns].viterbi(self.emissions(states, mask, ns), mask)
         return [[self.labels[ns][i] for i in path] for path in paths]
+
+    def relabel(self, prediction: list[str], mapping: Callable[[str], str | None]) -> list[str]:
+        if not self.uses_spans:
+            return prediction
+        entities, _ = relabeled(tags_to_spans(prediction), [], mapping)
+        return spans_to_tags(entities, len(prediction), self.options.scheme)
 
     def export(self, prediction: list[str], offset: int) -> dict[str, list]:
         if not self.uses_spans:

@@ -10,12 +10,13 @@ Training pairs: gold entities plus the highest-scoring other spans, all positive
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import nn
 
 from hmtl.config import TaskConfig, namespace
-from hmtl.data.document import Document, Relation, Span
+from hmtl.data.document import Document, Relation, Span, relabeled
 from hmtl.metrics.relation import RelationF1
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.spans import feedforward, pool_between
@@ -150,6 +151,10 @@ class RelationExtractor(SpanClassifier):
                 relations = [Relation(entities[h], entities[t], relation_labels[p]) for (h, t), p in zip(pairs, predicted) if p]
             results.append((entities, relations))
         return results
+
+    def relabel(self, prediction: tuple[list[Span], list[Relation]],
+                mapping: Callable[[str], str | None]) -> tuple[list[Span], list[Relation]]:
+        return relabeled(*prediction, mapping)
 
     def export(self, prediction: tuple[list[Span], list[Relation]], offset: int) -> dict[str, list]:
         entities, relations = prediction

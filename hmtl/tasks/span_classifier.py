@@ -3,13 +3,14 @@ with a maximum entity length (SpanMarker style, ``flat: true`` keeps the best no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import nn
 
-from hmtl.config import TaskConfig, namespace
-from hmtl.data.document import Document, Relation, Span
+from hmtl.config import TaskConfig, namespace, split_namespace
+from hmtl.data.document import Document, Relation, Span, relabeled
+from hmtl.errors import DataFormatError
 from hmtl.metrics.span_f1 import SpanF1
 from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, span_tensor
 from hmtl.registry import TASKS
@@ -33,10 +34,15 @@ def _shift(span: Span, offset: int) -> Span:
 
 
 def span_instances(documents: list[Document], ns: str, unit: Literal["sentence", "document"]) -> list[Instance]:
-    """Sentence instances (entities and relations inside the sentence) or whole-document instances."""
+    """Sentence instances (entities and relations inside the sentence) or whole-document instances. Sentences
+    marked ``unannotated`` are left out: their entities are unknown, not absent, so they are no negatives."""
     instances = []
     for doc in documents:
         if unit == "document":
+            if doc.unannotated:
+                raise DataFormatError(f"dataset {split_namespace(ns)[0]}", None, f"document {doc.doc_id!r} has "
+                                      "sentences without entity annotation, which a whole-document task would "
+                                      "read as having none; use a sentence-level task")
             target = SpanTarget([len(s) for s in doc.sentences], list(doc.entities), list(doc.relations), [list(c) for c in doc.clusters])
             instances.append(Instance(doc.tokens, ns, target, source=(doc.doc_id,), sentence_lengths=target.lengths))
             continue
@@ -49,9 +55,16 @@ def span_instances(documents: list[Document], ns: str, unit: Literal["sentence",
                 [_shift(s, offset) for s in doc.entities if inside(s)],
                 [Relation(_shift(r.head, offset), _shift(r.tail, offset), r.label) for r in doc.relations if inside(r.head) and inside(r.tail)],
             )
-            if sentence:
+            if sentence and index not in doc.unannotated:
                 instances.append(Instance(sentence, ns, target, source=(doc.doc_id, index), context=sentence_context(doc, index)))
     return instances
+
+
+def overlong(spans: list[Span], max_width: int) -> str | None:
+    """Gold spans longer than ``max_width`` are never enumerated, so never trained on nor predicted; they stay in
+    the scorer's gold, as misses, and the log says how many."""
+    wide = sum(span.end - span.start > max_width for span in spans)
+    return f"{wide} of {len(spans)} gold mentions are longer than max_width {max_width}" if wide else None
 
 
 class SpanScorer:
@@ -112,6 +125,10 @@ class SpanClassifier(Task):
     def entity_types(self, ns: str) -> list[str]:
         return self.labels[ns]
 
+    def span_types(self, ns: str) -> list[str]:
+        """The classes of the spans this head types, the first one "none": its entity types."""
+        return self.entity_types(ns)
+
     def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
         """Every enumerated span (B, S, 2) with its mask, and each span's gold type index (0: not an entity)."""
         spans = self._spans(instances)
@@ -143,7 +160,7 @@ class SpanClassifier(Task):
 
     def _decode_entities(self, logits: torch.Tensor, batch: TaskBatch) -> list[list[tuple[Span, int]]]:
         """Each instance's predicted entities, sorted, with the index of their span in the batch's spans."""
-        types = self.entity_types(batch.namespace)
+        types = self.span_types(batch.namespace)
         best, label = logits.float().softmax(-1).max(-1)
         found = (label > 0) & batch["span_mask"]
         best, label, found, spans = best.cpu(), label.cpu(), found.cpu(), batch["spans"].cpu()
@@ -162,6 +179,12 @@ class SpanClassifier(Task):
 
     def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[list[Span]]:
         return [[span for span, _ in found] for found in self._decode_entities(self._logits(states, batch), batch)]
+
+    def unreachable(self, instances: list[Instance]) -> str | None:
+        return overlong([span for instance in instances for span in instance.target.entities], self.options.max_width)
+
+    def relabel(self, prediction: list[Span], mapping: Callable[[str], str | None]) -> list[Span]:
+        return relabeled(prediction, [], mapping)[0]
 
     def export(self, prediction: list[Span], offset: int) -> dict[str, list]:
         return {"mentions": [span_json(s, offset) for s in prediction]}

@@ -2,8 +2,8 @@
 
 ``torchrun --nproc_per_node N train.py ...`` starts N processes with ``RANK`` / ``WORLD_SIZE`` / ``MASTER_ADDR`` /
 ``MASTER_PORT`` in their environment; ``setup()`` joins them into one process group (gloo on the CPU, NCCL for
-GPU tensors) and returns a ``Group``. Without torchrun (or with one process) it returns ``SINGLE``, whose every method
-is the single-process no-op, so the trainer has one code path.
+GPU tensors) and returns a ``Group`` (a group of one under ``--nproc_per_node 1``). Without torchrun it returns
+``SINGLE``, whose every method is the single-process no-op, so the trainer has one code path.
 
 What the trainer does with it: every rank draws the same task schedule from the same seed and takes a disjoint
 shard of each group's batches (``shard``); ``wrap`` puts the model in DDP, which all-reduces the gradients; rank 0
@@ -32,7 +32,9 @@ class RankZeroError(HmtlError):
 
 
 def under_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Started by torchrun (or another launcher that sets the process group's environment), with one process or
+    more: a single process under torchrun joins a group of one, so its NCCL or gloo path is the one that runs."""
+    return "WORLD_SIZE" in os.environ and "MASTER_ADDR" in os.environ
 
 
 def exit_code_on_stop(code: int) -> None:

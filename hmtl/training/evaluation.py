@@ -1,15 +1,18 @@
 """Decoding and scoring, shared by validation during training and by evaluate.py."""
 from __future__ import annotations
 
-from collections import Counter
+import logging
+from collections import Counter, defaultdict
 from statistics import mean
+from typing import Callable
 
 from tqdm import tqdm
 
-from hmtl.device import autocast
 from hmtl.model import HierarchicalModel
 from hmtl.tasks.base import Instance
 from hmtl.training.batching import collated, make_batches
+
+logger = logging.getLogger(__name__)
 
 
 def evaluate(
@@ -17,17 +20,20 @@ def evaluate(
     instances: dict[str, list[Instance]],
     batch_size: int,
     description: str = "evaluating",
-    bf16: bool = False,
-    fp16: bool = False,
     num_workers: int = 0,
+    relabel: dict[str, Callable[[str], str | None]] | None = None,
 ) -> dict[str, float]:
     """Metrics of every task on its instances (on the model's device): ``<namespace>_<metric>``,
     ``MEAN__<task>_<metric>``, and ``MEAN__all``, the mean of each task's main metric (the first of its
-    ``metric_names``), for model selection."""
+    ``metric_names``), for model selection. Runs in the precision the model trains in (``inference_precision``).
+    ``relabel``: per namespace, the type mapping its predictions go through before they are scored, the one its
+    gold was read with (evaluate.py's ``--label_map`` / ``--keep_labels``): a type left out of the gold must be
+    left out of the predictions too, or every prediction of it is a false positive."""
+    relabel = relabel or {}
     was_training = model.training
     model.eval()
     metrics: dict[str, float] = {}
-    with autocast(model.device, bf16, fp16):
+    with model.inference_precision():
         for task_name, task_instances in instances.items():
             task = model.task(task_name)
             scorers = {ns: task.new_scorer() for ns in task.namespaces}
@@ -35,7 +41,10 @@ def evaluate(
             for batch in tqdm(collated(model, batches, num_workers), total=len(batches), desc=f"{description} {task_name}",
                               leave=False, disable=None):
                 head = batch.heads[0][1]
-                scorers[head.namespace].update(model.decode_heads(batch)[0], head.instances)
+                predictions = model.decode_heads(batch)[0]
+                if head.namespace in relabel:
+                    predictions = [task.relabel(p, relabel[head.namespace]) for p in predictions]
+                scorers[head.namespace].update(predictions, head.instances)
             present = {instance.namespace for instance in task_instances}
             metrics.update(task.summarize({ns: s.compute() for ns, s in scorers.items() if ns in present}))
     model.train(was_training)
@@ -58,3 +67,16 @@ def unknown_gold_types(model: HierarchicalModel, documents: dict[str, list]) -> 
             if unknown:
                 found[ns] = unknown
     return found
+
+
+def log_unreachable(model: HierarchicalModel, instances: dict[str, list[Instance]], split: str) -> None:
+    """One warning per namespace whose gold holds what its head can never predict (spans longer than its
+    ``max_width``): the user should know they are not trained on, and that scoring counts them as misses."""
+    for name, found in instances.items():
+        by_namespace: dict[str, list[Instance]] = defaultdict(list)
+        for instance in found:
+            by_namespace[instance.namespace].append(instance)
+        for ns, group in by_namespace.items():
+            note = model.task(name).unreachable(group)
+            if note:
+                logger.warning("%s %s: %s; the head cannot predict them: not trained on, scored as misses", ns, split, note)

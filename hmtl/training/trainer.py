@@ -40,7 +40,7 @@ from hmtl.registry import TASKS
 from hmtl.tracking import Tracker, make_tracker
 from hmtl.training import distributed
 from hmtl.training.batching import collated, group_batches
-from hmtl.training.evaluation import evaluate
+from hmtl.training.evaluation import evaluate, log_unreachable
 from hmtl.training.samplers import SAMPLERS, task_probabilities, task_schedule
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,27 @@ def peak_memory_mb() -> int | None:
     except ImportError:
         return None
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def peak_gpu_memory_mb(device: torch.device) -> int | None:
+    """Peak memory PyTorch allocated on ``device`` since the process started; None off a GPU."""
+    return round(torch.cuda.max_memory_allocated(device) / 2**20) if device.type == "cuda" else None
+
+
+def rng_states(device: torch.device) -> dict:
+    """This process's random streams that training draws from: the CPU's, and the GPU's it trains on (dropout
+    masks on a GPU come from the GPU's generator), so a resumed run draws what the uninterrupted one drew."""
+    states = {"torch_rng": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def set_rng_states(states: dict, device: torch.device) -> None:
+    """Restore ``rng_states``; a GPU state is restored only when training resumes on a GPU (on the CPU it has no use)."""
+    torch.set_rng_state(states["torch_rng"])
+    if device.type == "cuda" and states.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(states["cuda_rng"], device)
 
 
 def set_seed(seed: int) -> None:
@@ -157,6 +178,24 @@ def acquire_lock(directory: Path) -> Path:
     raise HmtlError(f"--serialization_dir: could not take over the stale lock {path}; delete it and start again")
 
 
+class LossTotals:
+    """Each task's loss sum and step count over an epoch. The sums stay on the model's device, so a GPU step never
+    waits to hand its losses to Python; they are read only when a checkpoint, the progress line or the epoch's end
+    needs them (``read``: {task: [sum, count]}, what ``last/`` keeps)."""
+
+    def __init__(self, saved: dict[str, list] | None = None):
+        self.sums = {task: total for task, (total, _) in (saved or {}).items()}
+        self.counts = {task: count for task, (_, count) in (saved or {}).items()}
+
+    def add(self, losses: dict[str, torch.Tensor]) -> None:
+        for task, value in losses.items():
+            self.sums[task] = self.sums.get(task, 0.0) + value.detach().float()
+            self.counts[task] = self.counts.get(task, 0) + 1
+
+    def read(self) -> dict[str, list]:
+        return {task: [float(total), self.counts[task]] for task, total in self.sums.items()}
+
+
 class _NoWriter:
     """TensorBoard on the ranks that write nothing."""
 
@@ -242,6 +281,9 @@ class Trainer:
             split: self.model.task_instances({name: splits[split] for name, splits in self.documents.items()})
             for split in ("train", "validation", "test")
         }
+        if self.dist.is_main:
+            for split, found in self.instances.items():
+                log_unreachable(self.model, found, split)
         sizes = {group: len(self._batches(group)) for group in config.groups()}
         self.groups = [group for group, size in sizes.items() if size]  # groups without training data are left out
         self.optimizer = self._optimizer()
@@ -263,6 +305,9 @@ class Trainer:
             (self.dir / "config.json").write_text(config.model_dump_json(indent=2))
             (self.dir / "labels.json").write_text(json.dumps(labels, indent=1))
         self.ddp = self.dist.wrap(self.model)  # the training steps go through DDP; the rest uses self.model
+        if self.dist is not distributed.SINGLE:
+            logger.info("data-parallel over %d process(es), gradients through %s", self.dist.world_size,
+                        "NCCL" if self.device.type == "cuda" else "gloo")
 
     # ----------------------------------------------------------------- setup
     def _prepare_directory(self, force: bool) -> None:
@@ -339,8 +384,7 @@ class Trainer:
         rank calls it: rank 0 writes, with every rank's random state and losses so far."""
         ranks = None
         if self.dist.world_size > 1:
-            ranks = self.dist.all_gather_object({"torch_rng": torch.get_rng_state(),
-                                                 "totals": json.dumps((in_epoch or {}).get("totals"))})
+            ranks = self.dist.all_gather_object({**rng_states(self.device), "totals": json.dumps((in_epoch or {}).get("totals"))})
         if not self.dist.is_main:
             return
 
@@ -355,7 +399,7 @@ class Trainer:
                 "bad_epochs": self.bad_epochs,
                 "updates": self.updates,
                 "history": self.history,
-                "torch_rng": torch.get_rng_state(),
+                **rng_states(self.device),
                 "numpy_rng": json.dumps(self.rng.bit_generator.state),
                 "in_epoch": json.dumps(in_epoch),
                 "world_size": self.dist.world_size,
@@ -368,18 +412,20 @@ class Trainer:
     def _restore(self) -> None:
         last = self.dir / "last"
         self.model.load_weights(last, " (the run's config.json, with --overrides if any)")
-        try:
-            state = torch.load(last / STATE_FILE, weights_only=True)
-        except Exception:  # an unpickling error (foreign or malicious objects) or a damaged file
-            raise HmtlError(f"{last / STATE_FILE} is not a trainer state this version of hmtl wrote (damaged, or "
-                            "holds objects it will not load); start over with --force") from None
+        try:  # tensors onto the CPU first: a state written on a GPU loads anywhere (the optimizer moves its own)
+            state = torch.load(last / STATE_FILE, map_location="cpu", weights_only=True)
+        except Exception as error:  # objects weights_only loading refuses (foreign, or malicious), or a damaged file
+            reason = ("it holds objects hmtl will not load" if "Weights only load failed" in str(error)
+                      else (str(error).strip().splitlines() or [type(error).__name__])[0])
+            raise HmtlError(f"{last / STATE_FILE} is not a trainer state this version of hmtl wrote ({reason}); if it "
+                            "is damaged, --force starts the run over, deleting it") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.best_value = state["epoch"], state["best_value"]
         self.bad_epochs, self.updates, self.history = state["bad_epochs"], state["updates"], state["history"]
-        torch.set_rng_state(state["torch_rng"])
+        set_rng_states(state, self.device)
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         self.resume_epoch = json.loads(state.get("in_epoch", "null"))
         saved_world, world = state.get("world_size", 1), self.dist.world_size
@@ -387,7 +433,7 @@ class Trainer:
             raise HmtlError(f"--recover: {last} was written in the middle of epoch {self.epoch + 1} by {saved_world} "
                             f"process(es); resume it with as many ({'torchrun --nproc_per_node ' + str(saved_world) if saved_world > 1 else 'without torchrun'})")
         if saved_world == world > 1:  # each rank continues its own random stream and loss sums
-            torch.set_rng_state(state["ranks"][self.dist.rank]["torch_rng"])
+            set_rng_states(state["ranks"][self.dist.rank], self.device)
             if self.resume_epoch:
                 self.resume_epoch["totals"] = json.loads(state["ranks"][self.dist.rank]["totals"])
         elif world > 1:
@@ -444,6 +490,7 @@ class Trainer:
                 "epoch": self.epoch,
                 "seconds": round(time.perf_counter() - started, 1),
                 "peak_memory_mb": peak_memory_mb(),
+                "peak_gpu_memory_mb": peak_gpu_memory_mb(self.device),
                 "updates": self.updates,  # optimizer steps so far: HMTL's "updates to the best dev score"
                 "task_steps": task_steps,
                 "train_loss": train_losses,
@@ -470,7 +517,8 @@ class Trainer:
         epoch_rng = json.dumps(self.rng.bit_generator.state)
         batches = {group.name: self._batches(group, self.rng) for group in self.groups}
         groups = {group.name: group for group in self.groups}
-        probabilities = task_probabilities({name: len(b) for name, b in batches.items()}, self.config.sampler)
+        probabilities = task_probabilities({name: len(b) for name, b in batches.items()}, self.config.sampler,
+                                           self.epoch + 1, trainer.num_epochs)
         batches = {name: self.dist.shard(b) for name, b in batches.items()}  # torchrun: this rank's r, r + W, ...
         schedule = task_schedule(probabilities, self.steps_per_epoch, self.rng)
         for name, p in probabilities.items():
@@ -478,7 +526,7 @@ class Trainer:
         cursors = {name: 0 for name in batches}
         steps = {name: 0 for name in batches}
         done = resume["step"] if resume else 0
-        totals: dict[str, list] = resume["totals"] if resume else {}
+        totals = LossTotals(resume["totals"] if resume else None)
         last_checkpoint = time.perf_counter()
         progress = Progress(len(schedule), f"epoch {self.epoch + 1}/{trainer.num_epochs}", "steps", initial=done,
                             note=lambda: self._progress_note(progress, totals)) if self.dist.is_main else None
@@ -492,24 +540,12 @@ class Trainer:
             steps[name] += 1
         # the steps trained before an interruption are skipped; the rest are collated ahead of the model
         for step, batch in enumerate(collated(self.model, plan[done:], trainer.num_workers), start=done + 1):
-            with autocast(self.device, trainer.bf16, trainer.fp16):
-                losses = self.ddp(batch)
-            loss = sum(losses.values())
-            self.scaler.scale(loss / trainer.accumulation_steps).backward()
-            for task, value in losses.items():
-                total = totals.setdefault(task, [0.0, 0])
-                total[0] += value.item()
-                total[1] += 1
+            losses = self.forward_backward(batch)
+            totals.add(losses)
             if step % trainer.accumulation_steps == 0 or step == len(schedule):
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), trainer.grad_clipping)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.updates += 1
+                self.update()
                 if self._checkpoint_due(last_checkpoint) and step < len(schedule):
-                    self._save_last({"step": step, "epoch_rng": epoch_rng, "totals": totals,
+                    self._save_last({"step": step, "epoch_rng": epoch_rng, "totals": totals.read(),
                                      "seconds": time.perf_counter() - started})
                     last_checkpoint = time.perf_counter()
                 if self.updates % 20 == 0:
@@ -522,22 +558,42 @@ class Trainer:
         if progress is not None:
             progress.close()
         if self.dist.world_size > 1:  # the mean over every rank's batches; each step trained W of them
-            gathered, totals = self.dist.all_gather_object(totals), {}
+            gathered, summed = self.dist.all_gather_object(totals.read()), {}
             for rank_totals in gathered:
                 for task, (s, n) in rank_totals.items():
-                    total = totals.setdefault(task, [0.0, 0])
+                    total = summed.setdefault(task, [0.0, 0])
                     total[0] += s
                     total[1] += n
             steps = {name: n * self.dist.world_size for name, n in steps.items()}
-        mean_losses = {task: s / max(n, 1) for task, (s, n) in totals.items()}
+        else:
+            summed = totals.read()
+        mean_losses = {task: s / max(n, 1) for task, (s, n) in summed.items()}
         for task, value in mean_losses.items():
             writer.add_scalar(f"epoch_loss/{task}", value, self.epoch + 1)
         return mean_losses, steps
 
-    def _progress_note(self, progress: Progress, totals: dict[str, list]) -> str:
+    def forward_backward(self, batch) -> dict[str, torch.Tensor]:
+        """One batch's losses (under the configured autocast); their gradients are added to the parameters'."""
+        trainer = self.config.trainer
+        with autocast(self.device, trainer.bf16, trainer.fp16):
+            losses = self.ddp(batch)
+        self.scaler.scale(sum(losses.values()) / trainer.accumulation_steps).backward()
+        return losses
+
+    def update(self) -> None:
+        """An optimizer step on the gradients accumulated so far: unscaled (fp16), clipped; the schedule moves on."""
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.trainer.grad_clipping)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.updates += 1
+
+    def _progress_note(self, progress: Progress, totals: LossTotals) -> str:
         """Mean loss of each task sampled so far, and the run's ETA: this epoch's, plus the epochs left at this
         epoch's pace (the first epoch, which fills caches, would overstate the later ones)."""
-        losses = " ".join(f"{task} {s / max(n, 1):.3f}" for task, (s, n) in totals.items())
+        losses = " ".join(f"{task} {s / max(n, 1):.3f}" for task, (s, n) in totals.read().items())
         eta = progress.eta()
         if eta is None:
             return f"loss {losses}"
@@ -548,7 +604,7 @@ class Trainer:
     def _evaluate(self, model: HierarchicalModel, split: str) -> dict[str, float]:
         trainer = self.config.trainer
         return evaluate(model, self.instances[split], trainer.batch_size, "validating" if split == "validation" else "testing",
-                        trainer.bf16, trainer.fp16, trainer.num_workers)
+                        trainer.num_workers)
 
     def _checkpoint_due(self, last_checkpoint: float) -> bool:
         trainer = self.config.trainer

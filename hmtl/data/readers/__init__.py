@@ -1,2 +1,3 @@
 """Corpus readers; importing this package registers them all."""
-from hmtl.data.readers import char_spans, conll, conll04, conllu, gum, litbank, standoff, transition  # noqa: F401
+from hmtl.data.readers import (ade, char_spans, conll, conll04, conll2012, conllu, eeqa, gum, litbank,  # noqa: F401
+                               standoff, transition)

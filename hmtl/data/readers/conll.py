@@ -5,15 +5,15 @@ sentences, ``-DOCSTART-`` lines between documents (CoNLL-2003, NCBI-disease, JNL
 entity column may use IOB1, IOB2, BIOES or BILOU.
 
 ``dygie`` (:class:`DygieReader`): one document per line, ``{"doc_key", "sentences", "ner", "relations",
-"clusters"}`` with document-level *inclusive* token offsets (SciERC as DyGIE/DyGIE++ distribute it); converted here
-to the end-exclusive offsets of :class:`~hmtl.data.document.Span`.
+"clusters", "events"}`` with document-level *inclusive* token offsets (SciERC, ACE05-E as DyGIE/DyGIE++ distribute
+them); converted here to the end-exclusive offsets of :class:`~hmtl.data.document.Span`.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from hmtl.data.document import Document, Relation, Span
+from hmtl.data.document import Document, Event, Relation, Span
 from hmtl.data.readers.base import Reader, open_text
 from hmtl.data.tagging import split_tag, tags_to_spans
 from hmtl.errors import DataFormatError
@@ -144,13 +144,16 @@ def _is_int(value) -> bool:
 
 @READERS.register("dygie")
 class DygieReader(Reader):
-    """DyGIE / DyGIE++ JSON lines (SciERC): ``sentences``; per-sentence ``ner`` ``[start, end, label]`` and
-    ``relations`` ``[s1, e1, s2, e2, label]``; document ``clusters`` of ``[start, end]`` mentions. Offsets are
-    document-level and inclusive in the file, end-exclusive in the ``Document``.
+    """DyGIE / DyGIE++ JSON lines (SciERC, ACE05-E): ``sentences``; per-sentence ``ner`` ``[start, end, label]``,
+    ``relations`` ``[s1, e1, s2, e2, label]`` and ``events``, each event a list whose first item is its trigger,
+    ``[token, type]`` (DyGIE++) or ``[start, end, type]`` (a trigger of several tokens, as PHEE's), and whose other
+    items are its arguments ``[start, end, role]``; document ``clusters`` of ``[start, end]`` mentions. Offsets
+    are document-level and inclusive in the file, end-exclusive in the ``Document``.
 
     ``DataFormatError`` (file and line) for: invalid JSON, a record that is not an object or lacks ``sentences``,
-    a span outside its sentence (``ner``, ``relations``) or outside the document (``clusters``), a relation
-    argument that is not an entity of that sentence. Blank lines are skipped; a mention listed twice in one
+    a span outside its sentence (``ner``, ``relations``, an event's trigger or arguments) or outside the document
+    (``clusters``), a relation argument that is not an entity of that sentence, an event without a trigger or
+    whose trigger or argument lacks its type or role. Blank lines are skipped; a mention listed twice in one
     cluster is kept once. ``doc_key`` becomes ``doc_id`` (``<file>#<line>`` when absent)."""
 
     def _read(self, path: Path) -> list[Document]:
@@ -224,6 +227,9 @@ class DygieReader(Reader):
                              "which is not an entity in 'ner'")
                     arguments.append(entities[bounds])
                 document.relations.append(Relation(arguments[0], arguments[1], item[4]))
+        for index, items in enumerate(per_sentence("events")):
+            for event_index, item in enumerate(items):
+                document.events.append(self._event(item, index, event_index, span_in, fail))
         clusters = record.get("clusters") or []
         if not isinstance(clusters, list):
             fail("expected 'clusters' to be a list of mention lists")
@@ -242,3 +248,23 @@ class DygieReader(Reader):
             if mentions:
                 document.clusters.append(mentions)
         return document
+
+    @staticmethod
+    def _event(item, sentence: int, number: int, span_in, fail) -> Event:
+        """Event ``number`` of ``sentence``, ``[[token, type] or [start, end, type], [start, end, role], ...]``."""
+        where = f"sentence {sentence}: event {number}"
+        if not (isinstance(item, list) and item and isinstance(item[0], list)):
+            fail(f"{where}: expected [trigger, argument, ...] with the trigger [token, type] or [start, end, type], "
+                 f"found {item!r}")
+        trigger, *arguments = item
+        if not (len(trigger) in (2, 3) and isinstance(trigger[-1], str) and trigger[-1]):
+            fail(f"{where}: expected its trigger as [token, type] or [start, end, type], found {trigger!r} "
+                 "(is the type missing?)")
+        start, end = span_in(sentence, trigger[0], trigger[-2], f"event {number}'s trigger {trigger!r}")
+        spans = []
+        for argument in arguments:
+            if not (isinstance(argument, list) and len(argument) == 3 and isinstance(argument[2], str) and argument[2]):
+                fail(f"{where}: expected arguments [start, end, role], found {argument!r} (is the role missing?)")
+            bounds = span_in(sentence, argument[0], argument[1], f"event {number}'s argument {argument!r}")
+            spans.append(Span(*bounds, argument[2]))
+        return Event(Span(start, end, trigger[-1]), tuple(spans))

@@ -1,4 +1,8 @@
-"""The coreference column of CoNLL-2012-style files, shared by the GUM and LitBank readers.
+"""The coreference column and document markers of CoNLL-2012-style files, shared by the GUM, LitBank and
+CoNLL-2012 readers (and ``mentions_to_clusters`` by PubTator's).
+
+A document sits between ``#begin document ...`` and ``#end document`` (with or without a space after ``#``);
+``document_blocks`` reads a file's documents, so every reader of these files reports a misplaced marker alike.
 
 A cell is ``_`` (or ``-``, or empty) or a run of bracket pieces, optionally separated by ``|``:
 ``(ID`` opens a mention on this token, ``ID)`` closes the most recent open mention of ``ID``, ``(ID)`` is a
@@ -11,12 +15,48 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
+from hmtl.data.readers.base import open_text
 from hmtl.errors import DataFormatError
 
 EMPTY_CELLS = {"", "_", "-"}
+_BEGIN_DOCUMENT = re.compile(r"^#\s*begin document\s*(.*?)\s*$")
+_END_DOCUMENT = re.compile(r"^#\s*end document")
 _LEXEME = re.compile(r"[()|]|[^()|\s]+")
 _TYPED = re.compile(r"^(?P<type>[A-Za-z_]+)-(?P<number>\d+)(?:-.*)?$")
+
+
+def document_blocks(path: Path) -> Iterator[tuple[str, int, list[tuple[int, str]], int]]:
+    """Each ``# begin document`` ... ``# end document`` block of the file, in order, as (what follows ``begin
+    document``, that line's number, the ``(number, text)`` of the lines between, blank ones included and ``#``
+    comment lines left out, the ``# end document`` line's number).
+
+    ``DataFormatError`` (file and line) for a begin inside a block, an end without one, a line outside a block
+    that is neither blank nor a comment, a block with no end."""
+    block: tuple[str, int, list[tuple[int, str]]] | None = None
+    with open_text(path) as lines:
+        for number, line in enumerate(lines, start=1):
+            line = line.rstrip("\n")
+            begin = _BEGIN_DOCUMENT.match(line)
+            if begin:
+                if block is not None:
+                    raise DataFormatError(path, number, f"'# begin document' inside the document begun at line "
+                                                        f"{block[1]} (missing '# end document'?)")
+                block = (begin[1], number, [])
+            elif _END_DOCUMENT.match(line):
+                if block is None:
+                    raise DataFormatError(path, number, "'# end document' without '# begin document'")
+                yield (*block, number)
+                block = None
+            elif line.startswith("#"):
+                continue
+            elif block is not None:
+                block[2].append((number, line))
+            elif line.strip():
+                raise DataFormatError(path, number, "token line outside '# begin document' ... '# end document'")
+    if block is not None:
+        raise DataFormatError(path, block[1], "'# begin document' here has no '# end document'")
 
 
 @dataclass(frozen=True)

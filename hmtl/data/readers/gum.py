@@ -41,15 +41,13 @@ import re
 from pathlib import Path
 
 from hmtl.data.document import Document, Span
-from hmtl.data.readers.base import Reader, open_text
+from hmtl.data.readers.base import Reader
 from hmtl.data.readers.conllu import ConlluReader
-from hmtl.data.readers.coref_conll import BracketParser, Mention, mentions_to_clusters
+from hmtl.data.readers.coref_conll import BracketParser, Mention, document_blocks, mentions_to_clusters
 from hmtl.errors import ConfigError, DataFormatError
 from hmtl.registry import READERS
 
 logger = logging.getLogger(__name__)
-_BEGIN = re.compile(r"^#\s*begin document\s*(.*?)\s*$")
-_END = re.compile(r"^#\s*end document")
 
 
 def default_conllu_path(path: Path) -> Path:
@@ -116,30 +114,11 @@ class GumReader(Reader):
     def _read_coref(self, path: Path):
         """[(name, [(token, line)], mentions, begin line, 'typed'|'numeric'|None)] in file order."""
         documents = []
-        name = None
-        with open_text(path) as lines:
-            for number, line in enumerate(lines, start=1):
-                line = line.rstrip("\r\n")
-                begin = _BEGIN.match(line)
-                if begin:
-                    if name is not None:
-                        raise DataFormatError(path, number, f"'# begin document' inside document {name!r}")
-                    name, begin_line, tokens, parser = begin[1] or f"{path.name}#{len(documents)}", number, [], BracketParser(path)
+        for rest, begin_line, lines, end_line in document_blocks(path):
+            name, tokens, parser = rest or f"{path.name}#{len(documents)}", [], BracketParser(path)
+            for number, line in lines:
+                if not line.strip():
                     continue
-                if _END.match(line):
-                    if name is None:
-                        raise DataFormatError(path, number, "'# end document' without '# begin document'")
-                    mentions = parser.finish(number)
-                    kinds = {"typed" if m.type is not None else "numeric" for m in mentions}
-                    if len(kinds) > 1:
-                        raise DataFormatError(path, begin_line, f"document {name!r} mixes typed and numeric cluster ids")
-                    documents.append((name, tokens, mentions, begin_line, kinds.pop() if kinds else None))
-                    name = None
-                    continue
-                if not line.strip() or line.startswith("#"):
-                    continue
-                if name is None:
-                    raise DataFormatError(path, number, "token line outside '# begin document' ... '# end document'")
                 columns = line.split("\t")
                 if len(columns) != 3:
                     raise DataFormatError(path, number, f"expected 3 tab-separated columns (index, token, coref), found {len(columns)}")
@@ -147,8 +126,11 @@ class GumReader(Reader):
                     raise DataFormatError(path, number, f"token index {columns[0]!r} out of sequence (expected {len(tokens)})")
                 parser.feed(len(tokens), columns[2], number)
                 tokens.append((columns[1], number))
-        if name is not None:
-            raise DataFormatError(path, begin_line, f"document {name!r} has no '# end document'")
+            mentions = parser.finish(end_line)
+            kinds = {"typed" if m.type is not None else "numeric" for m in mentions}
+            if len(kinds) > 1:
+                raise DataFormatError(path, begin_line, f"document {name!r} mixes typed and numeric cluster ids")
+            documents.append((name, tokens, mentions, begin_line, kinds.pop() if kinds else None))
         return documents
 
     def _document(self, path: Path, name: str, sentences: list[list[str]], mentions: list[Mention],

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from hmtl.data.document import Document, Relation, Span
+from hmtl.data.document import Document, Event, Relation, Span
 from hmtl.data.readers.base import open_text
 from hmtl.data.readers.char_spans import CharSpanReader
 from hmtl.data.readers.coref_conll import Mention, mentions_to_clusters
@@ -34,7 +34,7 @@ def _read_raw_text(path: Path) -> str:
 # ---------------------------------------------------------------- BRAT
 
 DISCONTINUOUS_MODES = ("join", "skip", "error")
-IGNORED_KINDS = ("E", "A", "M", "N", "#", "*")
+IGNORED_KINDS = ("A", "M", "N", "#", "*")
 
 
 @READERS.register("brat")
@@ -49,23 +49,30 @@ class BratReader(CharSpanReader):
     ``.ann`` lines:
 
     - ``T1<TAB>Type START END[;START END...]<TAB>surface``: an entity (every text-bound annotation, event
-      triggers included). The same offsets and type written twice make one entity.
+      triggers included: drop their types with a ``label_map`` if an entity head should not learn them). The
+      same offsets and type written twice make one entity.
     - ``R1<TAB>Label Arg1:T1 Arg2:T2``: a relation from ``Arg1`` (head) to ``Arg2`` (tail).
-    - ``E``, ``A``/``M``, ``N``, ``#`` and ``*`` lines are skipped; how many is logged per file.
+    - ``E1<TAB>Type:T3 Role:T4 Role2:E2 ...``: an event (``document.events``) of type ``Type`` triggered by
+      ``T3``, with its arguments' roles as written (``Theme2`` stays ``Theme2``). An argument that is another
+      event stands for that event's trigger span (the events are not nested). The sentences an event spans are
+      joined into one, as for a span across sentences.
+    - ``A``/``M``, ``N``, ``#`` and ``*`` lines are skipped; how many is logged per file.
 
     ``document.attributes["brat_ids"]``: ``{T id: index into document.entities}``.
 
     Options (besides ``language`` and ``split_tokens``, see ``CharSpanReader``):
         ``discontinuous``: what to do with a span of several fragments (``;`` in its offsets): ``"join"``
         (default; one span from the first fragment's start to the last one's end), ``"skip"`` (left out, and so
-        are the relations using it) or ``"error"``. How many there were is logged per corpus, with the mode.
+        are the relations and the events it triggers or the arguments it is) or ``"error"``. How many there were
+        is logged per corpus, with the mode.
 
-    ``DataFormatError`` (the ``.ann`` file and line) for: a malformed ``T`` or ``R`` line, an offset that is not
-    an integer, a fragment outside the text or empty, a span on whitespace only, a surface that differs from the
+    ``DataFormatError`` (the ``.ann`` file and line) for: a malformed ``T``, ``R`` or ``E`` line, an offset that is
+    not an integer, a fragment outside the text or empty, a span on whitespace only, a surface that differs from the
     text at its offsets (for a discontinuous span: from its fragments joined by one space, compared fragment by
-    fragment), a ``T`` id written twice, an ``R`` argument that is no ``T`` id of the file, a line of an unknown
-    kind, a discontinuous span with ``discontinuous: "error"``, a span boundary inside a token with
-    ``split_tokens: false``. A missing file, a folder holding an ``.ann`` without its ``.txt``, or a path that is
+    fragment), a ``T`` or ``E`` id written twice, an ``R`` argument or ``E`` trigger that is no ``T`` id of the
+    file, an ``E`` argument that is neither a ``T`` nor an ``E`` id of the file, a line of an unknown kind, a
+    discontinuous span with ``discontinuous: "error"``, a span boundary inside a token with ``split_tokens:
+    false``. A missing file, a folder holding an ``.ann`` without its ``.txt``, or a path that is
     neither a folder nor a ``.txt``/``.ann`` file is an error naming the path.
     """
 
@@ -76,14 +83,15 @@ class BratReader(CharSpanReader):
             raise ConfigError(f"reader option discontinuous must be one of {', '.join(DISCONTINUOUS_MODES)}, "
                               f"not {discontinuous!r}")
         self.discontinuous = discontinuous
-        self.discontinuous_spans = self.dropped_relations = 0
+        self.discontinuous_spans = self.dropped_relations = self.dropped_event_parts = 0
 
     def read(self, path: str | Path) -> list[Document]:
-        self.discontinuous_spans = self.dropped_relations = 0
+        self.discontinuous_spans = self.dropped_relations = self.dropped_event_parts = 0
         documents = super().read(path)
         if self.discontinuous_spans:
             what = {"join": "each joined into one span from its first start to its last end",
-                    "skip": f"skipped, and so were the {self.dropped_relations} relations using them"
+                    "skip": f"skipped, and so were the {self.dropped_relations} relations and the "
+                            f"{self.dropped_event_parts} events (by their trigger) or event arguments using them"
                     }[self.discontinuous]
             logger.info("%s: %d discontinuous spans (discontinuous=%r): %s", path, self.discontinuous_spans,
                         self.discontinuous, what)
@@ -126,6 +134,7 @@ class BratReader(CharSpanReader):
         # T id -> (start, end, type, line), or None for a skipped discontinuous span
         spans: dict[str, tuple[int, int, str, int] | None] = {}
         relations: list[tuple[str, str, str, int]] = []  # label, Arg1 id, Arg2 id, line
+        events: dict[str, tuple[str, str, list[tuple[str, str]], int]] = {}  # E id -> type, trigger, arguments, line
         skipped: Counter = Counter()
         if ann_path.exists():
             with open_text(ann_path) as lines:
@@ -141,6 +150,11 @@ class BratReader(CharSpanReader):
                         spans[identifier] = span
                     elif kind == "R":
                         relations.append(self._relation(ann_path, number, line))
+                    elif kind == "E":
+                        identifier, event = self._event_line(ann_path, number, line)
+                        if identifier in events:
+                            raise DataFormatError(ann_path, number, f"annotation id {identifier!r} is used twice")
+                        events[identifier] = event
                     elif kind in IGNORED_KINDS:
                         skipped[kind] += 1
                     else:
@@ -154,6 +168,7 @@ class BratReader(CharSpanReader):
                 if identifier not in spans:
                     raise DataFormatError(ann_path, number, f"relation {label!r}: {role} {identifier!r} is not the "
                                                             "id of a T (text-bound) annotation of this file")
+        events = self._resolve_events(ann_path, events, spans)
         if not text.strip():  # and so no annotations either: each would have been outside the text or blank
             return None
         index: dict[tuple[int, int, str], int] = {}
@@ -167,7 +182,16 @@ class BratReader(CharSpanReader):
                     entity_lines.append(number)
                 brat_ids[identifier] = index[(start, end, label)]
         first_line = min(entity_lines) if entity_lines else None
-        document = self.tokenized_document(ann_path, first_line, doc_id, text, list(index), entity_lines)
+        extents = [(min(spans[i][0] for i in ids), max(spans[i][1] for i in ids), "")
+                   for _, trigger, arguments, _ in events for ids in [[trigger] + [i for _, i in arguments]]]
+        document = self.tokenized_document(ann_path, first_line, doc_id, text, list(index) + extents,
+                                           entity_lines + [line for *_, line in events])
+        del document.entities[len(index):]  # the extents only kept each event's sentences together
+        for label, trigger, arguments, _ in events:
+            span = document.entities[brat_ids[trigger]]
+            document.events.append(Event(Span(span.start, span.end, label), tuple(
+                Span(document.entities[brat_ids[i]].start, document.entities[brat_ids[i]].end, role)
+                for role, i in arguments)))
         for label, head, tail, _ in relations:
             if head in brat_ids and tail in brat_ids:  # else an argument is a skipped discontinuous span
                 relation = Relation(document.entities[brat_ids[head]], document.entities[brat_ids[tail]], label)
@@ -236,6 +260,42 @@ class BratReader(CharSpanReader):
             fail(f"{identifier}: surface {surface!r} is longer than its fragments' texts joined by spaces")
 
     @staticmethod
+    def _event_line(path: Path, number: int, line: str) -> tuple[str, tuple[str, str, list[tuple[str, str]], int]]:
+        """``E1<TAB>Type:T3 Role:T4 ...`` -> (``E1``, (type, trigger id, [(role, id)], line))."""
+        fields = line.split("\t")
+        parts = [part.split(":", 1) for part in fields[1].split()] if len(fields) >= 2 else []
+        malformed = any(len(p) != 2 or not all(p) for p in parts) or any(f.strip() for f in fields[2:])
+        if not fields[0][1:] or not parts or malformed:
+            raise DataFormatError(path, number, f"expected 'E<id><TAB>Type:<T id> Role:<id> ...', found {line!r}")
+        (label, trigger), *arguments = parts
+        return fields[0], (label, trigger, [(role, identifier) for role, identifier in arguments], number)
+
+    def _resolve_events(self, path: Path, events: dict, spans: dict) -> list[tuple[str, str, list[tuple[str, str]], int]]:
+        """Events with T ids only (an event argument becomes its event's trigger), the parts a skipped
+        discontinuous span left out dropped (and counted); an id that names nothing is an error at its line."""
+        for identifier, (_, trigger, _, number) in events.items():
+            if trigger not in spans:
+                raise DataFormatError(path, number, f"event {identifier}: trigger {trigger!r} is not the id of a T "
+                                                    "(text-bound) annotation of this file")
+        resolved = []
+        for identifier, (label, trigger, arguments, number) in events.items():
+            kept = []
+            for role, argument in arguments:
+                if argument not in spans and argument not in events:
+                    raise DataFormatError(path, number, f"event {identifier}: {role} {argument!r} is neither a T nor "
+                                                        "an E id of this file")
+                argument = argument if argument in spans else events[argument][1]
+                if spans[argument] is None:
+                    self.dropped_event_parts += 1
+                else:
+                    kept.append((role, argument))
+            if spans[trigger] is None:
+                self.dropped_event_parts += 1
+            else:
+                resolved.append((label, trigger, kept, number))
+        return resolved
+
+    @staticmethod
     def _relation(path: Path, number: int, line: str) -> tuple[str, str, str, int]:
         fields = line.split("\t")
         parts = fields[1].split() if len(fields) >= 2 and not any(f.strip() for f in fields[2:]) else []
@@ -249,6 +309,7 @@ class BratReader(CharSpanReader):
 
 _TITLE = re.compile(r"(?P<pmid>[^\t|]+)\|t\|(?P<text>.*)")
 _ABSTRACT = re.compile(r"(?P<pmid>[^\t|]+)\|a\|(?P<text>.*)")
+_CONCEPT_SEPARATORS = re.compile(r"[|,]")  # one id field naming several concepts: BC5CDR "|", BioRED ","
 
 
 class _PubTatorDocument:
@@ -258,7 +319,7 @@ class _PubTatorDocument:
         self.pmid, self.title, self.line = pmid, title, line
         self.abstract: str | None = None
         self.mentions: list[tuple[int, int, int, str, str, str]] = []  # line, start, end, surface, type, concept
-        self.relations: list[tuple[str, str, str]] = []  # label, concept id 1, concept id 2
+        self.relations: list[tuple[int, str, str, str, tuple[str, ...]]] = []  # line, label, id 1, id 2, extra
 
     @property
     def text(self) -> str:
@@ -273,7 +334,9 @@ class PubTatorReader(CharSpanReader):
     - mention lines ``PMID<TAB>start<TAB>end<TAB>surface<TAB>type[<TAB>concept id[<TAB>...]]``, offsets into
       the title, one separating character and the abstract (columns after the concept id, such as BC5CDR's
       individual mentions of a composite one, are ignored);
-    - relation lines ``PMID<TAB>label<TAB>concept id<TAB>concept id`` (BC5CDR's ``CID``).
+    - relation lines ``PMID<TAB>label<TAB>concept id<TAB>concept id[<TAB>...]`` (BC5CDR's ``CID``; BioRED's
+      ``Association ... Novel`` adds a column). A line is a mention when its second column is an integer (a start
+      offset; a relation label never is), else a relation.
 
     ``document.text`` is ``title + "\\n" + abstract`` (the title is then its own sentence, and the offsets are
     unchanged); ``doc_id`` is the PMID. A title line with another PMID also starts a new document.
@@ -284,8 +347,12 @@ class PubTatorReader(CharSpanReader):
       ``|`` stay one string); mentions without one (see ``no_concept``) are not in it.
     - ``document.clusters``: mentions sharing a concept id field, clusters with two or more distinct spans only
       (a span that is in two clusters is kept in the first one; how many is logged).
-    - ``document.attributes["relations"]``: ``[{"label", "head", "tail"}]`` with the concept ids of the relation
-      line (document-level relations between concepts, not between mentions).
+    - ``document.attributes["relations"]``: ``[{"label", "head", "tail", "extra"}]`` with the concept ids of the
+      relation line (document-level relations between concepts, not between mentions) and ``extra``, the tuple of
+      its columns after the second id as written (BioRED's novelty flag: ``("Novel",)``; ``()`` for BC5CDR).
+      A relation naming a concept that no mention of its document has (neither a mention's whole id field nor
+      one of the ids it joins with ``|`` or ``,``) is dropped: the count is a warning per file, with the first
+      one's line (and ``reader.dropped_relations`` holds ``(line, concept)`` for each).
 
     Options (besides ``language`` and ``split_tokens``, see ``CharSpanReader``):
         ``no_concept``: concept id fields that mean "no concept" (default ``["", "-", "-1"]``; BC5CDR writes
@@ -305,9 +372,11 @@ class PubTatorReader(CharSpanReader):
             raise ConfigError(f"reader option no_concept must be a list of strings, not {no_concept!r}")
         self.no_concept = set(no_concept)
         self.repeated_mentions = 0
+        self.dropped_relations: list[tuple[int, str]] = []
 
     def _read(self, path: Path) -> list[Document]:
         self.repeated_mentions = 0
+        self.dropped_relations = []
         documents = []
         current: _PubTatorDocument | None = None
 
@@ -346,20 +415,20 @@ class PubTatorReader(CharSpanReader):
                     if current.abstract is not None:
                         fail(f"a second abstract line for document {current.pmid!r}")
                     current.abstract = abstract["text"]
-                elif len(columns) >= 5:
+                elif len(columns) >= 4 and _INTEGER.fullmatch(columns[1]):
                     check(columns[0], "mention line")
-                    if not (_INTEGER.fullmatch(columns[1]) and _INTEGER.fullmatch(columns[2])):
+                    if len(columns) == 4:
+                        fail("a mention line needs at least 5 columns: PMID, start, end, surface, type[, concept id]")
+                    if not _INTEGER.fullmatch(columns[2]):
                         fail(f"mention offsets must be integers, found {columns[1]!r} and {columns[2]!r}")
                     if not columns[4]:
                         fail(f"mention {columns[3]!r} has no type (fifth column)")
                     concept = columns[5] if len(columns) > 5 else ""
                     current.mentions.append((number, int(columns[1]), int(columns[2]), columns[3], columns[4],
                                              concept))
-                elif len(columns) == 4 and not (_INTEGER.fullmatch(columns[1]) and _INTEGER.fullmatch(columns[2])):
+                elif len(columns) >= 4:
                     check(columns[0], "relation line")
-                    current.relations.append((columns[1], columns[2], columns[3]))
-                elif len(columns) == 4:
-                    fail("a mention line needs at least 5 columns: PMID, start, end, surface, type[, concept id]")
+                    current.relations.append((number, columns[1], columns[2], columns[3], tuple(columns[4:])))
                 else:
                     fail(f"expected 'PMID|t|title', 'PMID|a|abstract', a mention line "
                          f"'PMID<TAB>start<TAB>end<TAB>surface<TAB>type<TAB>id' or a relation line "
@@ -368,6 +437,10 @@ class PubTatorReader(CharSpanReader):
         if self.repeated_mentions:
             logger.info("%s: %d mentions share their span with a mention of an earlier concept: kept in the "
                         "first cluster only", path, self.repeated_mentions)
+        if self.dropped_relations:
+            line, concept = self.dropped_relations[0]
+            logger.warning("%s: dropped %d relations naming a concept that no mention of their document has "
+                           "(first: %s:%d, concept %r)", path, len(self.dropped_relations), path, line, concept)
         return documents
 
     def _document(self, path: Path, raw: _PubTatorDocument) -> Document:
@@ -394,6 +467,13 @@ class PubTatorReader(CharSpanReader):
         document.clusters = [[Span(start, end) for start, end in cluster] for cluster in clusters]
         document.attributes["concepts"] = {span.bounds: concept for span, concept in zip(document.entities, concepts)
                                            if concept is not None}
-        document.attributes["relations"] = [{"label": label, "head": head, "tail": tail}
-                                            for label, head, tail in raw.relations]
+        known = {part for concept in concepts if concept is not None
+                 for part in (concept, *_CONCEPT_SEPARATORS.split(concept))}
+        document.attributes["relations"] = []
+        for number, label, head, tail, extra in raw.relations:
+            missing = next((concept for concept in (head, tail) if concept not in known), None)
+            if missing is None:
+                document.attributes["relations"].append({"label": label, "head": head, "tail": tail, "extra": extra})
+            else:
+                self.dropped_relations.append((number, missing))
         return document

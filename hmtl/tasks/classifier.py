@@ -1,0 +1,148 @@
+"""Sentence classification from any level: the level's token states pooled over the sentence (mean or max), then a
+feed-forward to one label (softmax) or, with ``multi_label``, to a set of labels (an independent sigmoid per label,
+kept above ``threshold``). The gold is ``Document.sentence_labels``, which readers fill (``ade``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from pydantic import Field, ValidationInfo, field_validator
+from torch import nn
+
+from hmtl.config import TaskConfig, namespace, split_namespace
+from hmtl.data.document import Document
+from hmtl.errors import ConfigError, DataFormatError
+from hmtl.metrics.classification import ClassificationScores
+from hmtl.modules.spans import feedforward
+from hmtl.registry import TASKS
+from hmtl.tasks.base import Instance, Task, TaskBatch, sentence_context
+
+
+@dataclass(frozen=True)
+class SentencePrediction:
+    sentence: int  # the sentence's index in its document
+    labels: tuple[str, ...]
+    probabilities: dict[str, float]
+
+
+class ClassifierScorer:
+    def __init__(self, multi_label: bool):
+        self.metric = ClassificationScores(multi_label)
+
+    def update(self, predictions: list[SentencePrediction], batch: list[Instance]) -> None:
+        for prediction, instance in zip(predictions, batch):
+            if instance.target is None:
+                raise DataFormatError(f"dataset {split_namespace(instance.namespace)[0]}", None, f"document "
+                                      f"{instance.source[0]!r} has no sentence labels to score against")
+            self.metric.update(prediction.labels, instance.target)
+
+    def compute(self) -> dict[str, float]:
+        return self.metric.compute()
+
+
+@TASKS.register("classifier")
+class SentenceClassifier(Task):
+    class Options(Task.Options):
+        multi_label: bool = Field(default=False, description="a set of labels per sentence, a sigmoid each")
+        threshold: float | None = Field(default=None, gt=0, lt=1, description=(
+            "multi_label only: a label is predicted above this probability (default 0.5)"))
+        pooling: Literal["mean", "max"] = "mean"
+        hidden_size: int = Field(default=150, ge=1)
+        dropout: float = Field(default=0.3, ge=0, lt=1)
+
+        @field_validator("threshold")
+        @classmethod
+        def _multi_label_only(cls, value: float | None, info: ValidationInfo) -> float | None:
+            if value is not None and not info.data.get("multi_label"):
+                raise ValueError("a threshold applies to multi_label classification only; set multi_label to true")
+            return value
+
+    def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
+        super().__init__(config, input_dim, labels)
+        self.classifiers = nn.ModuleDict({
+            ns: feedforward(input_dim, self.options.hidden_size, len(names), self.options.dropout)
+            for ns, names in labels.items()
+        })
+        self.label_index = {ns: {label: i for i, label in enumerate(names)} for ns, names in labels.items()}
+
+    @classmethod
+    def main_metrics(cls, options: "SentenceClassifier.Options") -> tuple[str, ...]:
+        return ("micro_f1", "macro_f1", "accuracy") if options.multi_label else ("macro_f1", "accuracy")
+
+    @classmethod
+    def label_sets(cls, config: TaskConfig, documents: dict[str, list[Document]]) -> dict[str, list[str]]:
+        """The labels of each dataset's training sentences; a dataset or a training document without sentence
+        labels is an error (the classifier would have nothing to learn)."""
+        labels = {}
+        for dataset in config.datasets:
+            unlabelled = next((doc.doc_id for doc in documents[dataset] if not doc.sentence_labels), None)
+            if unlabelled is not None:
+                raise ConfigError(f"tasks.{config.name}: training document {unlabelled!r} of dataset {dataset!r} has no "
+                                  "sentence labels; the classifier needs a reader that gives them (e.g. ade)")
+            labels[namespace(dataset, config.name)] = sorted(
+                {label for doc in documents[dataset] for found in doc.sentence_labels for label in found})
+        return labels
+
+    def instances(self, documents: list[Document], dataset: str) -> list[Instance]:
+        """Every sentence with its labels; a document without any (text to predict on) gives targets of None. A
+        single-label classifier refuses a sentence with no label or several, naming it."""
+        ns = namespace(dataset, self.name)
+        instances = []
+        for doc in documents:
+            for index, sentence in enumerate(doc.sentences):
+                if not sentence:
+                    continue
+                target = doc.sentence_labels[index] if doc.sentence_labels else None
+                if target is not None and not self.options.multi_label and len(target) != 1:
+                    raise DataFormatError(f"dataset {dataset}", None, f"document {doc.doc_id!r}, sentence {index} "
+                                          f"({' '.join(sentence[:8])!r}...): {len(target)} sentence labels "
+                                          f"{target}; the classifier {self.name!r} needs exactly one")
+                instances.append(Instance(sentence, ns, target, source=(doc.doc_id, index),
+                                          context=sentence_context(doc, index)))
+        return instances
+
+    def collate(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
+        """Multi-hot gold labels (B, labels); labels the head does not know are left out."""
+        index = self.label_index[instances[0].namespace]
+        gold = torch.zeros(len(instances), len(index))
+        for b, instance in enumerate(instances):
+            for label in instance.target or ():
+                if label in index:
+                    gold[b, index[label]] = 1
+        return {"gold": gold}
+
+    def _logits(self, states: torch.Tensor, mask: torch.Tensor, ns: str) -> torch.Tensor:
+        weights = mask.unsqueeze(-1).to(states.dtype)
+        if self.options.pooling == "mean":
+            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+        else:
+            pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
+        return self.classifiers[ns](pooled).float()
+
+    def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
+        logits, gold = self._logits(states, mask, batch.namespace), batch["gold"]
+        if self.options.multi_label:
+            return nn.functional.binary_cross_entropy_with_logits(logits, gold, reduction="sum") / len(batch)
+        return nn.functional.cross_entropy(logits, gold, reduction="sum") / len(batch)
+
+    def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[SentencePrediction]:
+        logits = self._logits(states, mask, batch.namespace)
+        probabilities = (logits.sigmoid() if self.options.multi_label else logits.softmax(-1)).cpu().tolist()
+        names = self.labels[batch.namespace]
+        threshold = self.options.threshold or 0.5
+        predictions = []
+        for instance, row in zip(batch.instances, probabilities):
+            if self.options.multi_label:
+                chosen = tuple(label for label, p in zip(names, row) if p > threshold)
+            else:
+                chosen = (names[max(range(len(row)), key=row.__getitem__)],)
+            predictions.append(SentencePrediction(instance.source[1], chosen, dict(zip(names, row))))
+        return predictions
+
+    def export(self, prediction: SentencePrediction, offset: int) -> dict[str, list]:
+        return {"sentence_labels": [{"sentence": prediction.sentence, "labels": list(prediction.labels),
+                                     "probabilities": prediction.probabilities}]}
+
+    def new_scorer(self) -> ClassifierScorer:
+        return ClassifierScorer(self.options.multi_label)

@@ -1,0 +1,91 @@
+"""Document reading (``embedder.transformer.reading: "document"``): the transformer reads each document once, in
+overlapping windows, and every task's units (sentences, whole documents) take their states from that pass."""
+import json
+
+import torch
+
+from conftest import write_tiny_ner_config
+from hmtl.config import parse_config
+from hmtl.data.document import Document, Span
+from hmtl.model import HierarchicalModel
+from hmtl.predict import Predictor
+from hmtl.training.trainer import Trainer, build_labels
+
+TEXT = ("Ada Lovelace lived in London with her mother. She wrote the first program for the Analytical Engine. "
+        "Charles Babbage designed that engine in 1837. He never finished building it. "
+        "Grace Hopper later wrote the first compiler. IBM hired her in 1949.")
+
+
+def four_task_config(reading: str, fine_tune: bool = True) -> dict:
+    """The quick start's four tasks (configs/sample.json) on a small embedder."""
+    return {
+        "data": {"toy": {"reader": "dygie"}},
+        "embedder": {"char_cnn": {"embedding_dim": 8, "num_filters": 8},
+                     "transformer": {"path": "minilm", "fine_tune": fine_tune, "reading": reading}},
+        "levels": [{"name": "a", "hidden_size": 8}, {"name": "b", "hidden_size": 8}],
+        "tasks": [
+            {"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
+            {"name": "emd", "type": "span_classifier", "level": "a", "datasets": ["toy"]},
+            {"name": "relation", "type": "relation", "level": "b", "datasets": ["toy"]},
+            {"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"]},
+        ],
+    }
+
+
+def positions_per_subword(reading: str) -> float:
+    """What the transformer's forward receives per subword of the text when every head predicts it."""
+    config = parse_config(four_task_config(reading))
+    document = Document("d", [["Ada", "wrote", "."]], entities=[Span(0, 1, "PER")])
+    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+    predictor = Predictor(model)
+    transformer = model.embedder.transformer
+    subwords = sum(len(transformer.ids(sentence)[0]) for sentence in predictor.documents([TEXT])[0].sentences)
+    before = transformer.positions_read
+    predictor.predict(TEXT, namespaces="all")
+    return (transformer.positions_read - before) / subwords
+
+
+def test_document_reading_reads_each_subword_about_once_where_sentence_reading_reads_it_twice():
+    assert positions_per_subword("document") <= 1.3  # one window over the text: its subwords plus [CLS] and [SEP]
+    assert positions_per_subword("sentence") > 2  # every sentence alone, then the document again for coreference
+
+
+def test_coreference_and_a_sentence_task_train_together_on_a_document_longer_than_a_window():
+    torch.manual_seed(0)
+    sentences = [["Ada", "Lovelace", "wrote", "the", "notes", "on", "the", "engine", "."], ["She", "lived", "in", "London", "."]] * 40
+    ada = [Span(14 * i, 14 * i + 2) for i in range(40)]
+    she = [Span(14 * i + 9, 14 * i + 10) for i in range(40)]
+    document = Document("long", sentences, entities=[Span(s.start, s.end, "PER") for s in ada],
+                        clusters=[ada + she])
+    config = parse_config({**four_task_config("document", fine_tune=False),
+                           "tasks": [{"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
+                                     {"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"]}]})
+    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+    instances = model.task_instances({"toy": [document]})
+    read = instances["coref"][0].features["read"][0]
+    assert len(read) > 510 and len(read.windows) >= 2
+    assert all(i.features["read"][0] is read for found in instances.values() for i in found)  # one reading for all
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-2)
+    losses = []
+    for _ in range(3):
+        for name, found in instances.items():
+            optimizer.zero_grad()
+            loss = model(model.collate([(name, found)]))[name]
+            loss.backward()
+            optimizer.step()
+            losses.append((name, loss.item()))
+    assert all(torch.isfinite(torch.tensor(value)) for _, value in losses)
+    assert losses[-1][1] < losses[1][1] and losses[-2][1] < losses[0][1]  # both heads learn from the shared states
+
+
+def test_a_model_trained_reading_documents_evaluates_reading_sentences_too(tmp_path):
+    from hmtl.cli import evaluate_main
+
+    config = json.loads(write_tiny_ner_config(tmp_path, epochs=2).read_text())
+    config["embedder"]["transformer"] = {"path": "minilm", "reading": "document"}
+    test = Trainer(parse_config(config), tmp_path / "run").train()
+    for reading in ("document", "sentence"):
+        evaluate_main(["--serialization_dir", str(tmp_path / "run"), "--output_file", str(tmp_path / f"{reading}.json"),
+                       "--overrides", json.dumps({"embedder": {"transformer": {"reading": reading}}})])
+    assert json.loads((tmp_path / "document.json").read_text()) == test  # read as trained: the scores training had
+    assert "tiny__ner_f1" in json.loads((tmp_path / "sentence.json").read_text())
