@@ -121,8 +121,8 @@ def test_a_model_moves_between_gpu_and_cpu_with_the_same_predictions(tmp_path, t
     here = Predictor.from_serialization_dir(tmp_path / "run", device=trained_on)
     there = Predictor.from_serialization_dir(tmp_path / "run", device=loaded_on)
     assert there.model.device.type == loaded_on and there.info()["device"].startswith(loaded_on)
-    assert here.predict(TEXT)["ner"] == there.predict(TEXT)["ner"]
-    assert here.predict(TEXT)["ner"]["entities"]  # it found something to compare
+    assert here.predict(TEXT)["tiny__ner"] == there.predict(TEXT)["tiny__ner"]
+    assert here.predict(TEXT)["tiny__ner"]["entities"]  # it found something to compare
 
 
 def test_evaluate_and_predict_commands_run_on_the_gpu(tmp_path):
@@ -162,7 +162,7 @@ def test_serve_answers_from_the_gpu(tmp_path):
         assert status == 200 and info["device"].startswith("cuda")
         status, answer = call(port, "POST", "/predict", {"texts": [TEXT]})
     assert status == 200
-    assert answer["documents"][0]["ner"] == Predictor.from_serialization_dir(tmp_path / "run", device="cpu").predict(TEXT)["ner"]
+    assert answer["documents"][0]["tiny__ner"] == Predictor.from_serialization_dir(tmp_path / "run", device="cpu").predict(TEXT)["tiny__ner"]
 
 
 def test_torchrun_trains_on_the_gpu_through_nccl(tmp_path):
