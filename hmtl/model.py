@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import hmtl.tasks  # noqa: F401  (registers the task types)
-from hmtl.config import Config, deep_merge, namespace, parse_config, parse_overrides
+from hmtl.checks import parse_config
+from hmtl.config import Config, deep_merge, namespace, parse_overrides
 from hmtl.device import autocast, resolve_device
 from hmtl.errors import HmtlError
 from hmtl.modules.bilstm import BiLstm
@@ -116,29 +117,27 @@ class HierarchicalModel(nn.Module):
         """Base embedding, the outputs of the first ``depth`` levels, and the token mask. A unit with several
         sentences (a document) goes through the levels sentence by sentence."""
         base, mask = self.embedder([u.features for u in batch.units], batch.inputs)
-        sentence_lengths = [u.sentence_lengths for u in batch.units]
-        by_sentence = any(lengths and len(lengths) > 1 for lengths in sentence_lengths)
-        level_base, level_mask = self._split_sentences(base, mask, sentence_lengths) if by_sentence else (base, mask)
+        # every length comes from the units on the host: reading them back from the device would stall a GPU
+        sentence_lengths = [u.sentence_lengths or [u.features["length"]] for u in batch.units]
+        by_sentence = any(len(lengths) > 1 for lengths in sentence_lengths)
+        level_base, level_mask = self._split_sentences(base, sentence_lengths) if by_sentence else (base, mask)
+        lengths = torch.tensor([n for unit in sentence_lengths for n in unit] if by_sentence else
+                               [u.features["length"] for u in batch.units])
         outputs: list[torch.Tensor] = []
         for level in self.levels[:depth]:
             inputs = level_base if not outputs else torch.cat([level_base, outputs[-1]], dim=-1)
-            outputs.append(level(inputs, level_mask))
+            outputs.append(level(inputs, level_mask, lengths))
         if by_sentence:  # back to (items, T, D): each item's sentences concatenated, zero padding after
             outputs = [states.new_zeros(*mask.shape, states.size(-1)).masked_scatter(mask.unsqueeze(-1), states[level_mask])
                        for states in outputs]
         return base, outputs, mask
 
     @staticmethod
-    def _split_sentences(base: torch.Tensor, mask: torch.Tensor, sentence_lengths: list) -> tuple[torch.Tensor, torch.Tensor]:
+    def _split_sentences(base: torch.Tensor, sentence_lengths: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         """(items, T, D) -> (sentences, T_s, D) and its mask, sentences in item order."""
-        totals = mask.sum(1).tolist()
-        pieces = [
-            piece
-            for b, lengths in enumerate(sentence_lengths)
-            for piece in base[b, : totals[b]].split(lengths or [totals[b]])
-        ]
+        pieces = [piece for b, lengths in enumerate(sentence_lengths) for piece in base[b, : sum(lengths)].split(lengths)]
         sentences = nn.utils.rnn.pad_sequence(pieces, batch_first=True)
-        lengths = torch.tensor([len(p) for p in pieces], device=base.device)
+        lengths = torch.tensor([len(p) for p in pieces]).to(base.device, non_blocking=True)
         return sentences, torch.arange(sentences.size(1), device=base.device) < lengths.unsqueeze(1)
 
     def depth(self, task_name: str) -> int:
@@ -244,11 +243,10 @@ class HierarchicalModel(nn.Module):
         ``overrides`` change inference settings of its config (e.g. the transformer's document context, bf16),
         not its shape."""
         directory = Path(directory)
-        for name in (WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE):
-            if not (directory / name).exists():
-                raise HmtlError(f"{directory} is not a saved hmtl model: {name} is missing")
+        check_model_files(directory)
         raw = read_json(directory / CONFIG_FILE)
-        config = parse_config(deep_merge(raw, parse_overrides(overrides)) if overrides else raw, str(directory / CONFIG_FILE))
+        parsed = parse_overrides(overrides) if overrides else None
+        config = parse_config(deep_merge(raw, parsed) if parsed else raw, str(directory / CONFIG_FILE), parsed)
         labels = read_json(directory / LABELS_FILE)
         check_labels(labels, config, directory / LABELS_FILE)
         model = cls(config, labels)
@@ -295,15 +293,24 @@ def check_labels(labels, config: Config, path: Path) -> None:
             raise HmtlError(f"{path}: no labels for task {task.name!r}; expected {expected}")
 
 
+def check_model_files(directory: Path) -> None:
+    """A saved model folder holds its weights, config and labels: a one-line error names the first one missing."""
+    for name in (WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE):
+        if not (directory / name).exists():
+            raise HmtlError(f"{directory} is not a saved hmtl model: {name} is missing (a model folder holds "
+                            f"{WEIGHTS_FILE}, {CONFIG_FILE} and {LABELS_FILE}, as train.py writes them)")
+
+
 def saved_model_dir(path: str | Path) -> Path:
-    """A training run's ``best/`` model, or a saved model folder itself (e.g. a run's ``last/``)."""
+    """A training run's ``best/`` model, or a saved model folder itself (e.g. a run's ``last/``), checked complete."""
     path = Path(path)
     if (path / "best").is_dir():
-        return path / "best"
-    if (path / WEIGHTS_FILE).exists():
-        return path
-    raise HmtlError(f"{path} has no trained model (expected {path / 'best'}/ or a saved model folder); "
-                    "train one with train.py first")
+        path = path / "best"
+    elif not (path / WEIGHTS_FILE).exists():
+        raise HmtlError(f"{path} has no trained model (expected {path / 'best'}/ or a saved model folder); "
+                        "train one with train.py first")
+    check_model_files(path)
+    return path
 
 
 def load_matching_weights(model: HierarchicalModel, directory: str | Path) -> dict[str, dict[str, int]]:

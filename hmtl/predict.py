@@ -213,7 +213,7 @@ class Predictor:
         tasks = [{"name": name, "type": configs[name].type, "level": configs[name].level, "datasets": task.datasets,
                   "namespaces": task.namespaces, "default_namespace": task.namespaces[0]}
                  for name, task in self.model.tasks.items()]
-        namespaces = {ns: {"task": name, "labels": list(task.labels[ns])}
+        namespaces = {ns: {"task": name, "labels": _labels(task.labels[ns])}
                       for name, task in self.model.tasks.items() for ns in task.namespaces}
         return {"tasks": tasks, "namespaces": namespaces, "language": self.language, "device": str(self.model.device),
                 "limits": {"max_document_chars": self.max_document_chars, "batch_size": self.batch_size}}
@@ -233,6 +233,12 @@ def _check_tokens(sentences: list | tuple, where: str) -> str:
         if not all(token.strip() for token in sentence):
             raise HmtlError(f"{where}: sentence {index} has an empty or blank token")
     return _joined(sentences)[0]
+
+
+def _labels(labels) -> list | dict:
+    """A head's labels as ``/info`` shows them: a list, or for a head with several label sets (relations: entity
+    types and relation labels; events: trigger types and roles) each set by name."""
+    return {name: list(values) for name, values in labels.items()} if isinstance(labels, dict) else list(labels)
 
 
 def _is_tokenized(item) -> bool:

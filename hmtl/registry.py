@@ -1,4 +1,4 @@
-"""Name -> class registries, so a config string picks a reader, task head, encoder or sampler.
+"""Name -> class registries, so a config string picks a reader, task head or sampler.
 
 Adding a task type is one file with ``@TASKS.register("name")``; nothing else changes.
 """
@@ -38,7 +38,6 @@ class Registry(Generic[T]):
 
 READERS: Registry = Registry("reader")
 TASKS: Registry = Registry("task type")
-ENCODERS: Registry = Registry("encoder")
 SAMPLERS: Registry = Registry("sampler")
 
 

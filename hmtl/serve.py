@@ -4,6 +4,7 @@
                    ->  {"documents": [{...}, ...]}
     GET  /health   {"status": "ok"}
     GET  /info     tasks, namespaces and their labels, serialization dir, limits
+    GET  /         the demo page (hmtl/static/demo.html): a text box over /predict, the answer drawn over the text
 
 The model is loaded once. It is not thread-safe and uses every CPU thread, so predictions run one at a time on a
 single worker thread; requests that arrive while it is busy wait in a queue, and those waiting together (with the
@@ -22,6 +23,7 @@ import logging
 import socket
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from hmtl.errors import HmtlError
@@ -31,6 +33,9 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1_000_000
 MAX_BATCH = 32
 INSTALL_HINT = "the server needs FastAPI and uvicorn: pip install 'hmtl[serve]'"
+# the demo page may run its own inline script and styles and talk to this server, nothing else: it works offline
+DEMO_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; "
+                    "img-src data:; base-uri 'none'; form-action 'none'")
 
 
 def _require_server_stack() -> None:
@@ -195,7 +200,7 @@ def create_app(predictor, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int =
     """The FastAPI app serving ``predictor`` (an ``hmtl.predict.Predictor``)."""
     _require_server_stack()
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
     from starlette.requests import ClientDisconnect
 
     if max_body_bytes < 1:
@@ -204,6 +209,7 @@ def create_app(predictor, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int =
     directory = serialization_dir if serialization_dir is not None else getattr(predictor, "serialization_dir", None)
     info = {**predictor.info(), "serialization_dir": None if directory is None else str(directory)}
     info["limits"] = {**info["limits"], "max_body_bytes": max_body_bytes, "max_batch": max_batch}
+    demo_page = resources.files("hmtl").joinpath("static/demo.html").read_text(encoding="utf-8")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -232,6 +238,10 @@ def create_app(predictor, max_body_bytes: int = MAX_BODY_BYTES, max_batch: int =
                 raise RequestError(413, f"the body is over the limit of {max_body_bytes:,} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    @app.get("/", include_in_schema=False)
+    async def demo() -> HTMLResponse:
+        return HTMLResponse(demo_page, headers={"Content-Security-Policy": DEMO_PAGE_POLICY})
 
     @app.get("/health")
     async def health() -> dict:
@@ -284,7 +294,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve_main(argv: list[str] | None = None) -> None:
-    from hmtl.cli import _run
+    from hmtl.commands import run_command
 
     parser = argparse.ArgumentParser(description="Serve a trained model over HTTP: POST /predict, GET /health, GET /info.")
     parser.add_argument("--serialization_dir", default="out", help="the training run whose best model is served (default: out)")
@@ -316,7 +326,7 @@ def serve_main(argv: list[str] | None = None) -> None:
             app = create_app(predictor, args.max_body_bytes, serialization_dir=args.serialization_dir)
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
-            print(f"serving {args.serialization_dir} on http://{shown}:{port} (POST /predict, GET /health, GET /info); "
+            print(f"serving {args.serialization_dir} on http://{shown}:{port} (demo page at /; POST /predict, GET /health, GET /info); "
                   "Ctrl+C stops", file=sys.stderr, flush=True)
             try:
                 uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
@@ -325,7 +335,7 @@ def serve_main(argv: list[str] | None = None) -> None:
         finally:
             sock.close()
 
-    _run(main)
+    run_command(main)
 
 
 if __name__ == "__main__":

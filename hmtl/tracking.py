@@ -6,7 +6,9 @@ mlflow. With it, a training is one MLflow run in the configured experiment: the 
 step = epoch, the final test metrics (``test/<name>``, at the best epoch), the serialization directory as the tag
 ``hmtl.serialization_dir`` and, when the run ends, ``config.json``, ``metrics.json`` and ``serialization_dir.json``
 (the folder's path and URI) as artifacts. The run's id is kept in ``mlflow_run.json`` in the serialization
-directory, so ``--recover`` reopens the same run and goes on logging into it.
+directory, so ``--recover`` reopens the same run and goes on logging into it. The store is any MLflow tracking URI:
+a SQLite file (``sqlite:///mlflow.db``, what README shows; SQLAlchemy and Alembic come with ``hmtl[tracking]``), a
+file store or a tracking server.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import logging
 import os
 import re
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,6 +30,7 @@ RUN_FILE = "mlflow_run.json"  # in the serialization directory: the MLflow run a
 SERIALIZATION_DIR_TAG = "hmtl.serialization_dir"
 BATCH_SIZE = 100  # MLflow takes at most 100 params (1000 metrics) per log_batch call
 FALLBACK_PARAM_LENGTH = 500  # the limit of old MLflow versions, where the module does not say its own
+DATABASES = ("sqlite", "postgresql", "mysql", "mssql")  # the URI schemes of MLflow's SQL stores
 _NAME_CHARACTER = re.compile(r"[^A-Za-z0-9_\-. ]")  # MLflow names also allow '/', which we keep as our separator
 
 
@@ -45,13 +50,34 @@ class Tracker:
 
 def make_tracker(config) -> Tracker:
     """The tracker of a training with ``config``; a ConfigError naming ``trainer.mlflow`` when MLflow is configured
-    but not installed or its tracking URI does not open, raised before any data is read."""
+    but not installed, or its tracking server does not answer, raised before any data is read (a URI MLflow cannot
+    open at all is refused as the tracker is made)."""
     if config.trainer.mlflow is None:
         return Tracker()
     from hmtl.checks import check_tracking
 
     check_tracking(config)
+    check_server(config.trainer.mlflow.tracking_uri)
     return MlflowTracker(config)
+
+
+SERVER_TIMEOUT = 5.0  # seconds a tracking server has to answer the start-up check
+
+
+def check_server(uri: str) -> None:
+    """An http(s) tracking URI must answer now, before any data is read: MLflow itself would find out only when the
+    run starts, after every corpus is read, and then retry for minutes. Any HTTP answer will do (a proxy may keep
+    ``/health`` to itself); none is a ConfigError naming the key."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=SERVER_TIMEOUT).close()
+    except urllib.error.HTTPError:
+        return  # it answered, if not with 200
+    except (OSError, ValueError) as error:  # refused, unknown host, no answer in time, a malformed URL
+        reason = getattr(error, "reason", None) or error
+        raise ConfigError(f"trainer.mlflow.tracking_uri: no tracking server answers at {uri} ({reason}); start it, "
+                          "or fix the URI") from None
 
 
 def clean_name(part: str) -> str:
@@ -86,6 +112,35 @@ def _is_file_store(uri: str) -> bool:
     return uri.startswith("file:") or ("://" not in uri and not uri.startswith("databricks"))  # or a plain path
 
 
+def _is_database(uri: str) -> bool:
+    """MLflow's SQL stores: ``sqlite:///mlflow.db``, ``postgresql://...``, ``mysql+pymysql://...``, ``mssql://...``."""
+    return uri.split(":", 1)[0].split("+", 1)[0].lower() in DATABASES
+
+
+def check_database(uri: str) -> None:
+    """An SQL store needs SQLAlchemy and Alembic (not in mlflow-skinny alone: MLflow would say only that the URI
+    is unsupported), and a SQLite file a folder that exists and can be written (MLflow would create any missing
+    folder, a typo's too). Said in one line naming the key, before any data is read."""
+    where = f"trainer.mlflow.tracking_uri: {uri!r}"
+    try:
+        import alembic  # noqa: F401
+        from sqlalchemy.engine import make_url
+    except ImportError as error:
+        raise ConfigError(f"{where} is an SQL store, which needs SQLAlchemy and Alembic ({error.name} is missing): "
+                          "pip install 'hmtl[tracking]'") from None
+    database = make_url(uri).database if uri.startswith("sqlite") else None
+    if not database or database == ":memory:":
+        return
+    path = Path(database).absolute()
+    if not path.parent.is_dir():
+        state = "is not a folder" if path.parent.exists() else "does not exist"
+        raise ConfigError(f"{where}: the database's folder {path.parent} {state}; create it or point the URI elsewhere")
+    if path.is_dir():
+        raise ConfigError(f"{where}: {path} is a folder, not a database file")
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{where}: {path} cannot be written (permission denied or a read-only file system)")
+
+
 class MlflowTracker(Tracker):
     def __init__(self, config):
         import mlflow  # noqa: F401  (installed: check_tracking said so)
@@ -96,6 +151,8 @@ class MlflowTracker(Tracker):
         uri = self.settings.tracking_uri
         if _is_file_store(uri):  # MLflow >= 3.13 refuses a file store unless told it is wanted; here it is
             os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        if _is_database(uri):
+            check_database(uri)
         try:
             self.client = MlflowClient(uri)
         except Exception as error:  # an unknown scheme, a store whose backend is not installed, ...

@@ -5,6 +5,9 @@ every task of the model run on each document, in predict.py's chunks of document
     python scripts/bench_predict.py --serialization_dir out --dataset gum --split test [--threads 2]
 
 Tokens are those the predictor's tokenizer made; the first chunk is timed too (nothing is warmed up).
+``positions_per_text_subword``: what the transformer's forward was given (windows, [CLS] and [SEP] included) per
+subword of the text, the cost of its reading mode (every sentence alone and every document again for coreference,
+or each document once).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import torch
 
 from hmtl.cli import document_chunks
 from hmtl.data.loading import read_split
+from hmtl.model import load_model
 from hmtl.predict import Predictor
 from hmtl.training.batching import make_batches
 
@@ -33,18 +37,28 @@ def main() -> None:
     parser.add_argument("--pretokenized", action="store_true", help="give the corpus tokens instead of raw text")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--output_file", default=None, help="also write the figures here (JSON)")
+    parser.add_argument("--overrides", default=None, help='inference settings of the model, e.g. \'{"embedder": {"transformer": {"reading": "document"}}}\'')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    predictor = Predictor.from_serialization_dir(args.serialization_dir, device=args.device, batch_size=args.batch_size)
+    predictor = Predictor(load_model(args.serialization_dir, args.overrides, args.device), batch_size=args.batch_size)
     device = predictor.model.device
     documents = read_split(args.dataset, predictor.model.config.data[args.dataset], args.split)[: args.max_documents]
     inputs = [d.sentences if args.pretokenized else "\n".join(" ".join(s) for s in d.sentences) for d in documents]
+    transformer = predictor.model.embedder.transformer
+    read_before = transformer.positions_read if transformer is not None else 0
     started = time.perf_counter()
-    tokens = 0
+    tokens, sentences = 0, []
     for chunk in document_chunks(list(enumerate(inputs))):
         for output in predictor.predict([text for _, text in chunk]):
             tokens += sum(len(s) for s in output["sentences"])
+            sentences += output["sentences"]
     seconds = time.perf_counter() - started
+    if transformer is not None:  # what the transformer was given per subword of the text ([CLS], [SEP], overlaps)
+        text_subwords = sum(len(transformer.ids(sentence)[0]) for sentence in sentences)
+        reading = {"reading": transformer.reading,
+                   "positions_per_text_subword": round((transformer.positions_read - read_before) / text_subwords, 3)}
+    else:
+        reading = {}
     transformer_seconds, subwords = transformer_alone(predictor, inputs, args.batch_size)
     figures = {
         "serialization_dir": args.serialization_dir, "dataset": args.dataset, "split": args.split,
@@ -52,7 +66,7 @@ def main() -> None:
         "threads": args.threads, "batch_size": args.batch_size, "seconds": round(seconds, 1),
         "documents_per_second": round(len(documents) / seconds, 2), "tokens_per_second": round(tokens / seconds),
         "transformer_alone_seconds": transformer_seconds,
-        "transformer_subwords_per_token": round(subwords / tokens, 3),
+        "transformer_subwords_per_token": round(subwords / tokens, 3), **reading,
         **(transformer_ceiling(predictor, tokens, subwords) if device.type == "cpu" else {}),
         "transformer_alone_share": round(transformer_seconds / seconds, 3) if transformer_seconds else None,
         "tasks": list(predictor.model.tasks), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",

@@ -58,6 +58,14 @@ def start_server(args) -> tuple[subprocess.Popen, int, collections.deque]:
         time.sleep(0.1)
 
 
+def stop_server(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)  # as Ctrl+C
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def percentile(sorted_values: list[float], p: float) -> float:
     """Nearest-rank percentile."""
     return sorted_values[max(0, math.ceil(p / 100 * len(sorted_values)) - 1)]
@@ -128,11 +136,7 @@ def main() -> None:
             sys.exit(f"warm-up requests failed: {warmup['errors']}\n" + "".join(log))
         results = [load(port, body, args.requests, c) for c in args.concurrency]
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
     print(json.dumps({"serialization_dir": args.serialization_dir, "text_chars": len(args.text),
                       "texts_per_request": 1, "results": results}, indent=2))
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hmtl.config import load_config
+from hmtl.checks import load_config
 from hmtl.training.batching import collated
 from hmtl.training.samplers import task_probabilities
 from hmtl.training.trainer import Trainer

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import hmtl.data.readers  # noqa: F401  (registers every reader)
-from hmtl.cli import _run
+from hmtl.commands import run_command
 from hmtl.data.readers.transition import MODES, write_transition
 from hmtl.errors import ConfigError, HmtlError
 from hmtl.registry import READERS
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {args.output} ({args.format}): {counts.documents} documents, {counts.sentences} sentences, "
               f"{counts.entities} entities, {counts.dropped} nested or overlapping entities dropped")
 
-    _run(run)
+    run_command(run)
 
 
 if __name__ == "__main__":

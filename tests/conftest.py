@@ -1,6 +1,11 @@
+import contextlib
 import json
+import threading
+import time
 
 import pytest
+
+from hmtl.data.document import Document, Relation, Span
 
 SENTENCES = [
     [("Ada", "B-PER"), ("Lovelace", "I-PER"), ("lived", "O"), ("in", "O"), ("London", "B-LOC"), (".", "O")],
@@ -8,6 +13,29 @@ SENTENCES = [
     [("Paris", "B-LOC"), ("is", "O"), ("in", "O"), ("France", "B-LOC"), (".", "O")],
     [("She", "O"), ("joined", "O"), ("Google", "B-ORG"), ("in", "O"), ("Zurich", "B-LOC"), (".", "O")],
 ]
+
+
+FOUR_TASKS = [("ner", "crf_tagger", "a"), ("emd", "span_classifier", "a"), ("re", "relation", "b"),
+              ("coref", "coreference", "b")]
+
+
+def four_task_config(embedder: dict | None = None, hidden_size: int = 8) -> dict:
+    """The quick start's four task types (tagger and span classifier on level a, relation and coreference on b)
+    over the dataset ``toy``; a char-CNN alone unless ``embedder`` says otherwise."""
+    return {
+        "data": {"toy": {"reader": "dygie"}},
+        "embedder": embedder or {"char_cnn": {"embedding_dim": 8, "num_filters": 8}},
+        "levels": [{"name": "a", "hidden_size": hidden_size}, {"name": "b", "hidden_size": hidden_size}],
+        "tasks": [{"name": name, "type": kind, "level": level, "datasets": ["toy"]} for name, kind, level in FOUR_TASKS],
+    }
+
+
+def toy_document() -> Document:
+    """Two sentences with entities, a relation and a coreference chain: something for every task type."""
+    ada, london, she = Span(0, 2, "PER"), Span(4, 5, "LOC"), Span(6, 7, "PER")
+    return Document("d", [["Ada", "Lovelace", "lived", "in", "London", "."], ["She", "wrote", "."]],
+                    entities=[ada, london, she], relations=[Relation(ada, london, "Live_In")],
+                    clusters=[[Span(0, 2), Span(6, 7)]])
 
 
 def write_conll(path, sentences, repeat=1):
@@ -44,7 +72,7 @@ def tiny_ner_config(tmp_path):
 @pytest.fixture(scope="session")
 def trained_tiny_ner(tmp_path_factory):
     """A tiny NER model trained until it tags its training sentences (dev F1 100); returns its serialization dir."""
-    from hmtl.config import load_config
+    from hmtl.checks import load_config
     from hmtl.training.trainer import Trainer
 
     folder = tmp_path_factory.mktemp("tiny_ner")
@@ -73,3 +101,22 @@ def train_heads(model, instances: dict, steps: int, learning_rate: float) -> Non
             optimizer.zero_grad()
             model(model.collate([(name, found)]))[name].backward()
             optimizer.step()
+
+
+@contextlib.contextmanager
+def serving(app):
+    """The real uvicorn server on a free loopback port, in a thread; yields the port."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.01)
+    try:
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

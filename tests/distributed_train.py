@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from hmtl.config import load_config
+from hmtl.checks import load_config
 from hmtl.errors import HmtlError
 from hmtl.training import distributed
 from hmtl.training.trainer import Trainer

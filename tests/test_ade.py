@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hmtl.config import load_config, parse_config
+from hmtl.checks import load_config, parse_config
 from hmtl.data.document import Document, Relation, Span
 from hmtl.data.readers.ade import AdeReader
 from hmtl.errors import DataFormatError

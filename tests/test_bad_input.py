@@ -7,8 +7,9 @@ import shutil
 import pytest
 import torch
 
+from hmtl.checks import load_config
 from hmtl.cli import evaluate_main, predict_main, train_main
-from hmtl.config import load_config
+from hmtl.config import deep_merge
 from hmtl.data.readers.conll import ColumnReader, DygieReader
 from hmtl.errors import ConfigError, DataFormatError, HmtlError
 from hmtl.model import load_model
@@ -34,6 +35,9 @@ def run_cli(main, argv, capsys) -> str:
     return err[-1]
 
 
+TASK = {"name": "ner", "type": "crf_tagger", "level": "low", "datasets": ["tiny"]}  # tiny_ner_config's
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"trainer": {"batch_size": 0}}, "trainer.batch_size: Input should be greater than or equal to 1"),
     ({"trainer": {"batch_size": "8"}}, "trainer.batch_size: Input should be a valid integer"),
@@ -42,24 +46,33 @@ def run_cli(main, argv, capsys) -> str:
     ({"levels": [{"name": "low", "dropout": 1.5}]}, "levels[0].dropout: Input should be less than 1"),
     ({"tasks": []}, "tasks: List should have at least 1 item"),
     ({"trainer": {"validation_metric": "+MEAN__f1"}}, "trainer.validation_metric: 'MEAN__f1' is not a metric"),
+    # the checks after the schema's: references, the chain, the registries
+    ({"chain": "corref"}, "chain: 'corref' is neither a task nor a namespace"),
+    ({"tasks": [{**TASK, "level": "top"}]}, "tasks[0].level: unknown level 'top'"),
+    ({"tasks": [{**TASK, "datasets": ["nope"]}]}, "tasks[0].datasets: unknown dataset 'nope'"),
+    ({"tasks": [{**TASK, "options": {"privat_encoder": {}}}]}, "tasks.ner.options.privat_encoder: Extra inputs"),
+    ({"data": {"tiny": {"reader": "conll2030"}}}, "data.tiny.reader: unknown reader 'conll2030'"),
+    ({"data": {"tiny": {"reader_options": {"tag_col": 1}}}}, "data.tiny.reader_options.tag_col: unknown option"),
+    ({"sampler": {"type": "anealed"}}, "sampler.type: unknown sampler 'anealed'"),
 ])
 def test_bad_values_name_the_key_and_that_they_came_from_overrides(tiny_ner_config, tmp_path, capsys, overrides, message):
     out = tmp_path / "run"
     line = run_cli(train_main, ["--config_file_path", str(tiny_ner_config), "--serialization_dir", str(out),
                                 "--overrides", json.dumps(overrides)], capsys)
-    assert message in line
-    if "validation_metric" not in message:
-        assert line.startswith("error: --overrides: ")
+    assert line.startswith(f"error: --overrides: {message}")
     assert not out.exists()  # nothing is left behind that would need --force next time
 
 
-def test_a_bad_key_in_the_file_is_blamed_on_the_file(tiny_ner_config, tmp_path):
-    raw = json.loads(tiny_ner_config.read_text())
-    raw["levels"][0]["dropout"] = 2
-    tiny_ner_config.write_text(json.dumps(raw))
+@pytest.mark.parametrize("change, message", [
+    ({"levels": [{"name": "low", "dropout": 2}]}, "levels[0].dropout: Input should be less than 1"),
+    ({"chain": "corref"}, "chain: 'corref' is neither a task nor a namespace"),
+    ({"trainer": {"validation_metric": "+MEAN__f1"}}, "trainer.validation_metric: 'MEAN__f1' is not a metric"),
+])
+def test_a_bad_key_in_the_file_is_blamed_on_the_file(tiny_ner_config, change, message):
+    tiny_ner_config.write_text(json.dumps(deep_merge(json.loads(tiny_ner_config.read_text()), change)))
     with pytest.raises(ConfigError) as error:
-        load_config(tiny_ner_config, '{"trainer": {"num_epochs": 1}}')
-    assert str(error.value).startswith(f"{tiny_ner_config}: levels[0].dropout:") and "Value error" not in str(error.value)
+        load_config(tiny_ner_config, '{"trainer": {"num_epochs": 1}, "sampler": {"type": "uniform"}}')
+    assert str(error.value).startswith(f"{tiny_ner_config}: {message}") and "Value error" not in str(error.value)
 
 
 def test_unknown_reader_option_lists_the_options(tiny_ner_config):
@@ -120,7 +133,7 @@ def test_empty_token_in_json_lines_and_extra_column_messages(tmp_path):
 def test_overlapping_spans_in_a_flat_tagger_are_logged(caplog):
     import logging
 
-    from hmtl.config import parse_config
+    from hmtl.checks import parse_config
     from hmtl.data.document import Document, Span
     from hmtl.model import HierarchicalModel
     from hmtl.training.trainer import build_labels
@@ -153,6 +166,19 @@ def test_damaged_model_and_foreign_trainer_state(tiny_ner_config, tmp_path, caps
         train(tiny_ner_config, out, recover=True)
     assert "last/trainer_state.pt is not a trainer state" in str(error.value) and "weights_only" not in str(error.value)
     assert "pwned" not in capsys.readouterr().out
+
+
+def test_recover_with_another_process_count_is_refused_before_any_corpus_is_read(tiny_ner_config, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(tiny_ner_config, out, {"trainer": {"num_epochs": 1}})
+    path = out / "last" / "trainer_state.pt"
+    state = torch.load(path, weights_only=True)  # as two torchrun processes leave it in the middle of epoch 2
+    torch.save({**state, "world_size": 2, "in_epoch": json.dumps({"step": 1})}, path)
+    monkeypatch.setattr("hmtl.training.trainer.load_datasets", lambda *_: pytest.fail("a corpus was read first"))
+    with pytest.raises(HmtlError, match=r"^--recover: .*last was written in the middle of epoch 2 by 2 process\(es\); "
+                                        r"resume it with as many \(torchrun --nproc_per_node 2\)$"):
+        train(tiny_ner_config, out, recover=True)
+    assert not (out / ".lock").exists()
 
 
 def test_predict_checks_input_and_output_before_working(tiny_ner_config, tmp_path, capsys):

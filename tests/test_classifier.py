@@ -3,7 +3,7 @@ padding, learning toy corpora (single- and multi-label) and scoring held-out sen
 import pytest
 import torch
 
-from hmtl.config import parse_config
+from hmtl.checks import parse_config
 from hmtl.data.document import Document
 from hmtl.errors import ConfigError, DataFormatError
 from hmtl.metrics.classification import ClassificationScores

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from hmtl.config import deep_merge, load_config
+from hmtl.checks import load_config
+from hmtl.config import deep_merge
 from hmtl.errors import ConfigError
 
 BASE = {

@@ -1,4 +1,5 @@
 import itertools
+import json
 
 import pytest
 import torch
@@ -38,16 +39,23 @@ def test_partition_and_viterbi_match_brute_force(constrained):
         assert torch.allclose(crf.path_score(emissions[b : b + 1], tags, mask[b : b + 1])[0], scores[tuple(paths[b])])
 
 
-def test_nll_is_positive_and_trains():
-    torch.manual_seed(1)
+def test_nll_is_positive_and_training_it_learns_tags_the_emissions_do_not_show():
+    """Emissions all zero: only the start, transition and end scores can learn the cycle 0 1 2 0 1 (and where a
+    sequence ends), so decoding it after training shows the likelihood's gradient reaches all three."""
     crf = CRF(3)
-    emissions = torch.randn(2, 5, 3, requires_grad=True)
-    tags = torch.randint(0, 3, (2, 5))
-    mask = torch.ones(2, 5, dtype=torch.bool)
-    nll = crf(emissions, tags, mask)
-    assert nll.item() > 0
-    nll.backward()
-    assert emissions.grad is not None
+    emissions = torch.zeros(2, 5, 3)
+    tags = torch.tensor([[0, 1, 2, 0, 1], [0, 1, 2, 0, 0]])
+    mask = torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    first = crf(emissions, tags, mask)
+    assert first.item() > 0
+    assert crf.viterbi(emissions, mask) != [[0, 1, 2, 0, 1], [0, 1, 2]]
+    optimizer = torch.optim.Adam(crf.parameters(), 0.1)
+    for _ in range(60):
+        optimizer.zero_grad()
+        crf(emissions, tags, mask).backward()
+        optimizer.step()
+    assert crf(emissions, tags, mask).item() < 0.05 * first.item()
+    assert crf.viterbi(emissions, mask) == [[0, 1, 2, 0, 1], [0, 1, 2]]
 
 
 def test_bioes_constraints():
@@ -81,3 +89,18 @@ def test_iob2_tagger_decodes_entities():
     emissions = torch.tensor([[[0.0, 5.0, 0.0], [5.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.0, 0.0, 5.0]]])
     path = crf.viterbi(emissions, torch.ones(1, 4, dtype=torch.bool))[0]
     assert [labels[i] for i in path] == ["B-A", "O", "B-A", "I-A"]
+
+
+def test_an_iob2_tagger_trains_end_to_end(tmp_path):
+    """``scheme: iob2`` from the config to the scores: B-/I- tags only, learnt and decoded back into entities."""
+    from hmtl.checks import parse_config
+    from hmtl.training.trainer import Trainer
+    from tests.conftest import write_tiny_ner_config
+
+    config = json.loads(write_tiny_ner_config(tmp_path, epochs=20).read_text())
+    config["tasks"][0]["options"] = {"scheme": "iob2"}
+    test = Trainer(parse_config(config), tmp_path / "run").train()
+    tags = json.loads((tmp_path / "run" / "labels.json").read_text())["tasks"]["ner"]["tiny__ner"]
+    assert {tag[0] for tag in tags} == {"O", "B", "I"}
+    assert test["tiny__ner_f1"] == 100.0
+

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from hmtl.config import load_config, parse_config
-from hmtl.data.document import Document, Relation, Span
+from hmtl.checks import load_config, parse_config
+from conftest import four_task_config, toy_document
+from hmtl.data.document import Document
 from hmtl.device import resolve_device
 from hmtl.errors import ConfigError, HmtlError
 from hmtl.model import HierarchicalModel
@@ -78,11 +79,16 @@ def test_fp16_off_a_gpu_is_refused_before_any_data_is_read(tiny_ner_config, tmp_
         Trainer(parse_config(config), tmp_path / "run")
 
 
-def test_bf16_autocast_trains_on_the_cpu(tiny_ner_config, tmp_path):
-    test = Trainer(load_config(tiny_ner_config, {"trainer": {"bf16": True, "num_epochs": 2}}), tmp_path / "run").train()
+def test_bf16_trains_validates_and_tests_under_bf16_autocast_on_the_cpu(tiny_ner_config, tmp_path):
+    trainer = Trainer(load_config(tiny_ner_config, {"trainer": {"bf16": True, "num_epochs": 2}}), tmp_path / "run")
+    seen = set()  # (training?, dtype of the tag projection's output) at every call
+    for projection in trainer.model.task("ner").projections.values():
+        projection.register_forward_hook(lambda module, inputs, output: seen.add((module.training, output.dtype)))
+    test = trainer.train()
+    assert seen == {(True, torch.bfloat16), (False, torch.bfloat16)}  # the steps, validation and test
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
     assert len(history) == 2 and history[1]["train_loss"]["ner"] < history[0]["train_loss"]["ner"]  # it learns
-    assert set(history[1]["validation"]) == set(test)  # validation and test ran under the same autocast
+    assert set(history[1]["validation"]) == set(test)
 
 
 def test_a_run_with_the_disk_state_cache_tests_as_a_fresh_evaluation_does(tmp_path):
@@ -114,31 +120,61 @@ class FactoryCalls(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def test_the_model_makes_no_tensor_off_its_device_in_training_or_decoding():
-    config = parse_config({
-        "data": {"toy": {"reader": "dygie"}},
-        "embedder": {"char_cnn": {"embedding_dim": 8, "num_filters": 8}},
-        "levels": [{"name": "a", "hidden_size": 8}, {"name": "b", "hidden_size": 8}],
-        "tasks": [
-            {"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
-            {"name": "emd", "type": "span_classifier", "level": "a", "datasets": ["toy"]},
-            {"name": "re", "type": "relation", "level": "b", "datasets": ["toy"]},
-            {"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"]},
-        ],
-    })
-    ada, london, she = Span(0, 2, "PER"), Span(4, 5, "LOC"), Span(6, 7, "PER")
-    document = Document("d", [["Ada", "Lovelace", "lived", "in", "London", "."], ["She", "wrote", "."]],
-                        entities=[ada, london, she], relations=[Relation(ada, london, "Live_In")],
-                        clusters=[[Span(0, 2), Span(6, 7)]])
-    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
-    batches = [model.collate([(name, found)]) for name, found in model.task_instances({"toy": [document]}).items()]
+# the levels' lengths are made on the host on purpose: packing reads them there (and a copy goes to the device)
+HOST_SIDE = {"model.py:encode", "model.py:_split_sentences"}
+
+
+def tensors_made_off_the_device(model: HierarchicalModel, batches: list) -> set[str]:
+    """Where training and decoding ``batches`` make a tensor without naming a device (on a GPU it would land on the
+    CPU), but for the lengths made on the host on purpose."""
     watch = FactoryCalls()
     with watch:
         for batch in batches:
             sum(model(batch).values()).backward()
             model.decode_heads(batch)
-    # the relation head's negative sampling draws indices for a Python list, on purpose on the CPU
-    assert watch.sites <= {"tasks/relation.py:loss"}, watch.sites
+    return watch.sites - HOST_SIDE
+
+
+def toy_model_and_batches() -> tuple[HierarchicalModel, dict]:
+    config = parse_config(four_task_config())
+    document = toy_document()
+    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+    return model, {name: model.collate([(name, found)]) for name, found in model.task_instances({"toy": [document]}).items()}
+
+
+def test_the_model_makes_no_tensor_off_its_device_in_training_or_decoding():
+    model, batches = toy_model_and_batches()
+    assert not tensors_made_off_the_device(model, list(batches.values()))
+
+
+class HostReads(TorchFunctionMode):
+    """Records where a tensor's values are read back to Python (on a GPU each read waits for the device)."""
+
+    READS = {torch.Tensor.tolist, torch.Tensor.item, torch.Tensor.cpu, torch.Tensor.__bool__, torch.Tensor.__int__,
+             torch.Tensor.__float__, torch.Tensor.nonzero, torch.nonzero, torch.Tensor.unique, torch.unique}
+
+    def __init__(self):
+        super().__init__()
+        self.sites = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        stack = inspect.stack()[1:]
+        if func in self.READS and not stack[0].filename.endswith("nn/utils/rnn.py"):  # packing: lengths on the host
+            caller = next((frame for frame in stack if "/hmtl/" in frame.filename), None)
+            if caller is not None:
+                self.sites.add(f"{caller.filename.rsplit('/hmtl/', 1)[-1]}:{caller.function}")
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_training_step_reads_nothing_back_from_the_device_but_coreference_pruning():
+    model, batches = toy_model_and_batches()
+    sites = {}
+    for name, batch in batches.items():
+        with HostReads() as watch:
+            sum(model(batch).values()).backward()
+        sites[name] = watch.sites
+    assert sites["ner"] == sites["emd"] == sites["re"] == set(), sites  # lengths come from the host, pairs stay on the device
+    assert sites["coref"] <= {"tasks/coreference.py:loss", "modules/spans.py:<listcomp>"}, sites  # mention pruning (prune), for now
 
 
 @no_cuda

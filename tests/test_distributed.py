@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import SENTENCES, write_conll
+from hmtl.checks import load_config
 from hmtl.cli import evaluate_main, train_main
-from hmtl.config import load_config
 from hmtl.errors import HmtlError
 from hmtl.training.trainer import Trainer
 

@@ -1,7 +1,10 @@
+import json
+
 import pytest
 
 from hmtl.data.document import Document, Relation, Span
 from hmtl.data.readers.base import Reader
+from hmtl.data.readers.conll import DygieReader
 from hmtl.errors import DataFormatError
 from hmtl.tasks.crf_tagger import outermost
 
@@ -16,8 +19,16 @@ def test_nested_and_overlapping_spans_are_allowed_and_a_flat_tagger_keeps_the_ou
     assert outermost(nested) == [Span(0, 2, "PER")]
 
 
-def test_singleton_clusters_are_allowed():
-    doc(clusters=[[Span(5, 6)]]).validate()
+def test_singleton_clusters_are_allowed(tmp_path):
+    """A mention nothing else refers to is a cluster of its own (OntoGUM and LitBank keep them; B-cubed and CEAFe
+    count them): validated, and kept by a reader, not refused or dropped."""
+    document = doc(clusters=[[Span(5, 6)]])
+    document.validate()
+    assert document.clusters == [[Span(5, 6)]]
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"sentences": document.sentences, "clusters": [[[5, 5]], [[0, 1], [3, 3]]]}) + "\n")
+    (read,) = DygieReader().read(path)
+    assert read.clusters == [[Span(5, 6)], [Span(0, 2), Span(3, 4)]]
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ import json
 
 import torch
 
-from conftest import write_tiny_ner_config
-from hmtl.config import parse_config
+from conftest import four_task_config, write_tiny_ner_config
+from hmtl.checks import parse_config
 from hmtl.data.document import Document, Span
 from hmtl.model import HierarchicalModel
 from hmtl.predict import Predictor
@@ -16,25 +16,15 @@ TEXT = ("Ada Lovelace lived in London with her mother. She wrote the first progr
         "Grace Hopper later wrote the first compiler. IBM hired her in 1949.")
 
 
-def four_task_config(reading: str, fine_tune: bool = True) -> dict:
-    """The quick start's four tasks (configs/sample.json) on a small embedder."""
-    return {
-        "data": {"toy": {"reader": "dygie"}},
-        "embedder": {"char_cnn": {"embedding_dim": 8, "num_filters": 8},
-                     "transformer": {"path": "minilm", "fine_tune": fine_tune, "reading": reading}},
-        "levels": [{"name": "a", "hidden_size": 8}, {"name": "b", "hidden_size": 8}],
-        "tasks": [
-            {"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
-            {"name": "emd", "type": "span_classifier", "level": "a", "datasets": ["toy"]},
-            {"name": "relation", "type": "relation", "level": "b", "datasets": ["toy"]},
-            {"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"]},
-        ],
-    }
+def reading_config(reading: str, fine_tune: bool = True) -> dict:
+    """The quick start's four tasks (configs/sample.json) on a small embedder that reads as ``reading`` says."""
+    return four_task_config({"char_cnn": {"embedding_dim": 8, "num_filters": 8},
+                             "transformer": {"path": "minilm", "fine_tune": fine_tune, "reading": reading}})
 
 
 def positions_per_subword(reading: str) -> float:
     """What the transformer's forward receives per subword of the text when every head predicts it."""
-    config = parse_config(four_task_config(reading))
+    config = parse_config(reading_config(reading))
     document = Document("d", [["Ada", "wrote", "."]], entities=[Span(0, 1, "PER")])
     model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
     predictor = Predictor(model)
@@ -57,7 +47,7 @@ def test_coreference_and_a_sentence_task_train_together_on_a_document_longer_tha
     she = [Span(14 * i + 9, 14 * i + 10) for i in range(40)]
     document = Document("long", sentences, entities=[Span(s.start, s.end, "PER") for s in ada],
                         clusters=[ada + she])
-    config = parse_config({**four_task_config("document", fine_tune=False),
+    config = parse_config({**reading_config("document", fine_tune=False),
                            "tasks": [{"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
                                      {"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"]}]})
     model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))

@@ -182,7 +182,7 @@ def test_the_sentences_and_the_whole_document_share_one_reading(minilm):
 
 
 def test_document_reading_with_sentence_context_is_a_config_error_naming_the_key():
-    from hmtl.config import parse_config
+    from hmtl.checks import parse_config
 
     base = {"data": {"d": {"reader": "dygie"}}, "levels": [{"name": "a"}],
             "tasks": [{"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["d"]}]}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from hmtl.config import parse_config
+from hmtl.checks import parse_config
 from hmtl.data.document import Document, Event, Span
 from hmtl.data.readers.conll import DygieReader
 from hmtl.data.readers.eeqa import EeqaReader
@@ -330,7 +330,7 @@ def test_the_real_phee_dev_split_reads_with_its_published_counts():
 
 
 def test_the_event_and_classifier_heads_make_no_tensor_off_their_device():
-    from test_device import FactoryCalls
+    from test_device import tensors_made_off_the_device
 
     config = parse_config({**EVENT_CONFIG, "tasks": [
         *EVENT_CONFIG["tasks"], {"name": "topic", "type": "classifier", "level": "a", "datasets": ["toy"]}]})
@@ -338,9 +338,4 @@ def test_the_event_and_classifier_heads_make_no_tensor_off_their_device():
     document.sentence_labels = [["adverse"], ["therapeutic"]]
     model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
     batches = [model.collate([(name, found)]) for name, found in model.task_instances({"toy": [document]}).items()]
-    watch = FactoryCalls()
-    with watch:
-        for batch in batches:
-            sum(model(batch).values()).backward()
-            model.decode_heads(batch)
-    assert not watch.sites, watch.sites
+    assert not tensors_made_off_the_device(model, batches)

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import SENTENCES, write_tiny_ner_config
-from hmtl.config import load_config, parse_config
-from hmtl.data.document import Document, Relation, Span
+from conftest import SENTENCES, four_task_config, toy_document, write_tiny_ner_config
+from hmtl.checks import load_config, parse_config
 from hmtl.device import autocast
 from hmtl.model import HierarchicalModel, load_model
 from hmtl.predict import Predictor
@@ -27,22 +26,9 @@ TEXT = " ".join(" ".join(token for token, _ in sentence) for sentence in SENTENC
 
 def toy_model(fine_tune: bool) -> tuple[HierarchicalModel, dict]:
     """The four task types over a transformer (fine-tuned, or frozen with its state cache), GloVe and a char-CNN."""
-    config = parse_config({
-        "data": {"toy": {"reader": "dygie"}},
-        "embedder": {"glove": {}, "char_cnn": {"embedding_dim": 8, "num_filters": 8},
-                     "transformer": {"path": "minilm", "fine_tune": fine_tune, "scalar_mix": True}},
-        "levels": [{"name": "a", "hidden_size": 16}, {"name": "b", "hidden_size": 16}],
-        "tasks": [
-            {"name": "ner", "type": "crf_tagger", "level": "a", "datasets": ["toy"]},
-            {"name": "emd", "type": "span_classifier", "level": "a", "datasets": ["toy"]},
-            {"name": "re", "type": "relation", "level": "b", "datasets": ["toy"]},
-            {"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"]},
-        ],
-    })
-    ada, london, she = Span(0, 2, "PER"), Span(4, 5, "LOC"), Span(6, 7, "PER")
-    document = Document("d", [["Ada", "Lovelace", "lived", "in", "London", "."], ["She", "wrote", "."]],
-                        entities=[ada, london, she], relations=[Relation(ada, london, "Live_In")],
-                        clusters=[[Span(0, 2), Span(6, 7)]])
+    config = parse_config(four_task_config({"glove": {}, "char_cnn": {"embedding_dim": 8, "num_filters": 8},
+                                            "transformer": {"path": "minilm", "fine_tune": fine_tune}}, hidden_size=16))
+    document = toy_document()
     model = HierarchicalModel(config, build_labels(config, {"toy": [document]})).to(CUDA)
     return model, model.task_instances({"toy": [document]})
 

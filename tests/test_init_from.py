@@ -1,11 +1,12 @@
 """Fine-tuning from a trained model (--init_from) and frozen levels / embedder."""
 import json
+import shutil
 
 import pytest
 from safetensors.torch import load_file
 
+from hmtl.checks import load_config
 from hmtl.cli import train_main
-from hmtl.config import load_config
 from hmtl.errors import HmtlError
 from hmtl.training.trainer import Trainer
 
@@ -56,7 +57,12 @@ def test_frozen_embedder_and_a_head_over_other_labels(trained_tiny_ner, tmp_path
 
 def test_init_from_errors_are_one_line(trained_tiny_ner, tmp_path, capsys):
     config = trained_tiny_ner / "config.json"
+    weights_only = tmp_path / "weights_only"
+    weights_only.mkdir()
+    shutil.copy(trained_tiny_ner / "best" / "model.safetensors", weights_only)
     for extra, message in [(["--init_from", str(tmp_path / "nothing")], "has no trained model"),
+                           (["--init_from", str(weights_only)], f"{weights_only} is not a saved hmtl model: config.json "
+                                                                "is missing (a model folder holds model.safetensors"),
                            (["--init_from", str(trained_tiny_ner), "--recover"], "--init_from: a resumed run continues")]:
         with pytest.raises(SystemExit) as exit_info:
             train_main(["--config_file_path", str(config), "--serialization_dir", str(tmp_path / "run"), *extra])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import SENTENCES, write_conll
-from hmtl.config import load_config, parse_config
+from hmtl.checks import load_config, parse_config
 from hmtl.data.document import Document, Relation, Span
 from hmtl.data.loading import load_datasets, read_split
 from hmtl.errors import ConfigError
@@ -272,6 +272,10 @@ def test_a_split_may_have_its_own_reader_and_validation_may_be_held_out(tmp_path
     assert [d.doc_id for d in loaded["train"]] == [f"d{i}" for i in range(8)]
     assert [d.doc_id for d in loaded["validation"]] == ["d8", "d9"]
     assert loaded["test"][0].sentences[0] == ["Ada", "Lovelace", "lived", "in", "London", "."]
+    train.write_text(train.read_text().splitlines()[0] + "\n")  # one document: nothing to hold out
+    with pytest.raises(ConfigError, match=r"^data.first.validation_fraction: first's training split has 1 document\(s\), "
+                                          "which cannot be split into train and validation; give it a validation split"):
+        load_datasets(config)
     with pytest.raises(ConfigError, match="data.first: give either validation or validation_fraction, not both"):
         parse_config(config_for("crf_tagger", {"first": {"reader": "dygie", "validation": "x", "validation_fraction": 0.1}}))
     with pytest.raises(ConfigError, match=r"data.first.test.reader_options.tag_col: unknown option of reader 'conll2003'; it takes tag_column"):

@@ -200,3 +200,17 @@ def test_peak_memory_is_none_where_resource_is_missing(monkeypatch):
     assert peak_memory_mb() > 0
     monkeypatch.setitem(sys.modules, "resource", None)  # as on Windows: import resource raises ImportError
     assert peak_memory_mb() is None
+
+
+def test_info_names_each_label_set_of_a_relation_head():
+    from conftest import four_task_config, toy_document
+
+    from hmtl.checks import parse_config
+    from hmtl.model import HierarchicalModel
+    from hmtl.training.trainer import build_labels
+
+    config = parse_config(four_task_config())
+    model = HierarchicalModel(config, build_labels(config, {"toy": [toy_document()]}))
+    namespaces = Predictor(model).info()["namespaces"]
+    assert namespaces["toy__re"]["labels"] == {"entities": ["O", "LOC", "PER"], "relations": ["O", "Live_In"]}
+    assert namespaces["toy__ner"]["labels"][0] == "O" and "B-PER" in namespaces["toy__ner"]["labels"]

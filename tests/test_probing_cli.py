@@ -104,15 +104,24 @@ def test_layer_subset_pooling_and_mlp(setup):
 
 
 def test_untrained_hook(setup):
+    """The untrained rows are probed on the untrained model's vectors (here: none of the length signal the trained
+    level_1 carries), cached apart from the trained model's."""
     run, tasks, model, factory = setup
-    untrained = FakeModel()
-    untrained.base = random_encoder(dim=12, seed=2)
+
+    def untrained(sentences):
+        layers, mask = model(sentences)
+        return {name: torch.zeros_like(states) for name, states in layers.items()}, mask
+
+    asked = []
     argv = ["--serialization_dir", str(run), "--task_path", str(tasks), "--tasks", "Length", "--untrained",
             "--baselines", "majority", "--quiet", "--no_plot"]
     assert senteval_layers_main(argv, encoder_factory=factory,
-                                untrained_factory=lambda d, seed: (untrained, "untrained-x")) == 0
-    payload = json.loads((run / "probing" / "mean_logreg.json").read_text())
-    assert list(payload["results"]) == ["embedder", "level_1", "untrained:embedder", "untrained:level_1", "majority"]
+                                untrained_factory=lambda d, seed: asked.append(d) or (untrained, "untrained-x")) == 0
+    assert asked == [run]
+    results = json.loads((run / "probing" / "mean_logreg.json").read_text())["results"]
+    assert list(results) == ["embedder", "level_1", "untrained:embedder", "untrained:level_1", "majority"]
+    assert results["level_1"]["Length"]["acc"] > 90
+    assert results["untrained:level_1"]["Length"]["acc"] == results["majority"]["Length"]["acc"] < 75
 
 
 def test_user_errors_are_one_line(setup, tmp_path, capsys):
@@ -255,6 +264,7 @@ def test_glove_baseline_row(setup):
     assert senteval_layers_main(argv, encoder_factory=factory) == 0
     payload = json.loads((run / "probing" / "mean_logreg.json").read_text())
     assert list(payload["results"]) == ["embedder", "glove"]
+    assert payload["results"]["glove"]["Tense"]["acc"] > 90  # GloVe's "walked" and "walks" tell the tense apart
 
 
 def test_no_arguments_probe_out_and_build_missing_sets_first(setup, tmp_path, capsys, monkeypatch):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import SENTENCES, write_conll
-from hmtl.config import SamplerConfig, load_config, parse_config
+from hmtl.checks import load_config, parse_config
+from hmtl.config import SamplerConfig
 from hmtl.errors import ConfigError
 from hmtl.registry import SAMPLERS
 from hmtl.training.samplers import task_probabilities, task_schedule

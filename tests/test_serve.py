@@ -12,8 +12,9 @@ import types
 import pytest
 
 pytest.importorskip("fastapi")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 
+from conftest import serving  # noqa: E402
 from hmtl.cli import main  # noqa: E402
 from hmtl.data.tokenization import tokenize  # noqa: E402
 from hmtl.errors import HmtlError  # noqa: E402
@@ -35,23 +36,6 @@ def run_dir(trained_tiny_ner):
 @pytest.fixture(scope="module")
 def predictor(run_dir):
     return Predictor.from_serialization_dir(run_dir, max_document_chars=MAX_CHARS)
-
-
-@contextlib.contextmanager
-def serving(app):
-    """The real uvicorn server on a free loopback port, in a thread; yields the port."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import torch
 
-from hmtl.config import parse_config
+from hmtl.checks import parse_config
 from hmtl.data.document import Document, Relation, Span
 from hmtl.model import HierarchicalModel
 from hmtl.tasks.base import Instance
@@ -8,6 +8,8 @@ from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedf
 from hmtl.tasks.span_classifier import flat_decode
 from hmtl.training.evaluation import evaluate
 from hmtl.training.trainer import build_labels
+
+from conftest import train_heads
 
 
 def test_spans_stay_inside_sentences_and_respect_width():
@@ -92,7 +94,15 @@ def test_flat_decoding_drops_overlaps_lower_scored():
     assert kept == [Span(0, 2, "A"), Span(3, 4, "C")]
 
 
-def test_all_task_types_learn_a_toy_document():
+def toy_document(doc_id: str, first: str, last: str, city: str, pronoun: str) -> Document:
+    """'<first> <last> lived in <city> . <pronoun> wrote .': a person, a place, Live_In, and the pronoun's cluster."""
+    person, place, again = Span(0, 2, "PER"), Span(4, 5, "LOC"), Span(6, 7, "PER")
+    return Document(doc_id, [[first, last, "lived", "in", city, "."], [pronoun, "wrote", "."]],
+                    entities=[person, place, again], relations=[Relation(person, place, "Live_In")],
+                    clusters=[[Span(0, 2), Span(6, 7)]])
+
+
+def test_all_task_types_learn_toy_documents_and_find_it_all_in_one_they_never_saw():
     torch.manual_seed(0)
     config = parse_config({
         "data": {"toy": {"reader": "dygie"}},
@@ -105,22 +115,40 @@ def test_all_task_types_learn_a_toy_document():
             {"name": "coref", "type": "coreference", "level": "b", "datasets": ["toy"], "options": {"dropout": 0.0}},
         ],
     })
-    ada, london, she = Span(0, 2, "PER"), Span(4, 5, "LOC"), Span(6, 7, "PER")
-    document = Document(
-        "d", [["Ada", "Lovelace", "lived", "in", "London", "."], ["She", "wrote", "."]],
-        entities=[ada, london, she], relations=[Relation(ada, london, "Live_In")], clusters=[[Span(0, 2), Span(6, 7)]],
-    )
-    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
-    instances = {name: model.prepare(model.task(name).instances([document], "toy")) for name in model.tasks}
-    optimizer = torch.optim.Adam(model.parameters(), 5e-3)
-    for _ in range(80):
-        for name, batch in instances.items():
-            optimizer.zero_grad()
-            model(model.collate([(name, batch)]))[name].backward()
-            optimizer.step()
-    metrics = evaluate(model, instances, batch_size=8)
+    people = [("Ada", "Lovelace", "London", "She"), ("Alan", "Turing", "Manchester", "He"),
+              ("Grace", "Hopper", "Arlington", "She"), ("John", "Neumann", "Princeton", "He"),
+              ("Marie", "Curie", "Paris", "She"), ("Kurt", "Goedel", "Vienna", "He")]
+    training = [toy_document(str(i), *person) for i, person in enumerate(people)]
+    held_out = [toy_document("x", "Emmy", "Noether", "Berlin", "She"), toy_document("y", "Niels", "Bohr", "Copenhagen", "He")]
+    model = HierarchicalModel(config, build_labels(config, {"toy": training}))
+    train_heads(model, model.task_instances({"toy": training}), 80, 5e-3)
+    metrics = evaluate(model, model.task_instances({"toy": held_out}), batch_size=8)
     for key in ("MEAN__ner_f1", "MEAN__emd_f1", "MEAN__re_strict_micro_f1", "MEAN__coref_avg_f1"):
         assert metrics[key] == 100.0, (key, metrics[key])
+
+
+def test_a_nested_head_decodes_nested_mentions_and_a_flat_one_the_best_of_overlapping_ones():
+    """Trained on 'University of London' (ORG) around 'London' (LOC): the nested head finds both, the flat head
+    (span-based flat NER) keeps one of the two, so its recall is 3 of 4 at a precision of 100."""
+    torch.manual_seed(0)
+    config = parse_config({
+        "data": {"toy": {"reader": "dygie"}},
+        "embedder": {"char_cnn": {"embedding_dim": 8, "num_filters": 8}, "dropout": 0.0},
+        "levels": [{"name": "a", "hidden_size": 24, "dropout": 0.0}],
+        "tasks": [
+            {"name": "nested", "type": "span_classifier", "level": "a", "datasets": ["toy"], "options": {"dropout": 0.0}},
+            {"name": "flat", "type": "span_classifier", "level": "a", "datasets": ["toy"],
+             "options": {"dropout": 0.0, "flat": True}},
+        ],
+    })
+    document = Document("d", [["Ada", "studied", "at", "the", "University", "of", "London", "."], ["She", "left", "."]],
+                        entities=[Span(0, 1, "PER"), Span(4, 7, "ORG"), Span(6, 7, "LOC"), Span(8, 9, "PER")])
+    model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+    instances = model.task_instances({"toy": [document]})
+    train_heads(model, instances, 60, 5e-3)
+    metrics = evaluate(model, instances, batch_size=8)
+    assert (metrics["toy__nested_precision"], metrics["toy__nested_recall"]) == (100.0, 100.0)
+    assert (metrics["toy__flat_precision"], metrics["toy__flat_recall"]) == (100.0, 75.0)
 
 
 def test_levels_encode_a_document_sentence_by_sentence():

@@ -1,10 +1,12 @@
-"""MLflow tracking (trainer.mlflow) with the real mlflow package (hmtl[tracking]) against a local file store."""
+"""MLflow tracking (trainer.mlflow) with the real mlflow package (hmtl[tracking]) against a local SQLite store (what
+README shows) or file store."""
 import json
+import os
 import sys
 
 import pytest
 
-from hmtl.config import load_config
+from hmtl.checks import load_config
 from hmtl.errors import ConfigError
 from hmtl.tracking import RUN_FILE, SERIALIZATION_DIR_TAG, flatten_params
 from hmtl.training.trainer import Trainer
@@ -15,8 +17,11 @@ def train(config_path, out, overrides=None, recover=False):
     return Trainer(config, out, recover=recover).train()
 
 
-def tracked(tmp_path, epochs=3, **settings):
-    return {"trainer": {"num_epochs": epochs, "mlflow": {"tracking_uri": f"file:{tmp_path}/mlruns", **settings}}}
+STORES = {"file": "file:{}/mlruns", "sqlite": "sqlite:///{}/mlflow.db"}  # the store's URI, given the folder
+
+
+def tracked(tmp_path, epochs=3, store="file", **settings):
+    return {"trainer": {"num_epochs": epochs, "mlflow": {"tracking_uri": STORES[store].format(tmp_path), **settings}}}
 
 
 @pytest.fixture
@@ -24,7 +29,7 @@ def client(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow >= 3.13 opens a file store only when told
     from mlflow.tracking import MlflowClient
 
-    return lambda: MlflowClient(f"file:{tmp_path}/mlruns")
+    return lambda store="file": MlflowClient(STORES[store].format(tmp_path))
 
 
 def only_run(client, experiment="hmtl"):
@@ -39,10 +44,12 @@ def history(client, run, key):
     return [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
 
 
-def test_a_training_is_one_mlflow_run_with_params_metrics_and_artifacts(tiny_ner_config, tmp_path, client):
+@pytest.mark.parametrize("store", ["sqlite", "file"])
+def test_a_training_is_one_mlflow_run_with_params_metrics_and_artifacts(tiny_ner_config, tmp_path, client, store, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # beside a SQLite store, MLflow keeps the artifacts in ./mlruns
     out = tmp_path / "run"
-    test = train(tiny_ner_config, out, tracked(tmp_path, experiment="tiny", run_name="first"))
-    mlflow_client = client()
+    test = train(tiny_ner_config, out, tracked(tmp_path, store=store, experiment="tiny", run_name="first"))
+    mlflow_client = client(store)
     run = only_run(mlflow_client, "tiny")
     assert run.info.status == "FINISHED" and run.info.run_name == "first"
     assert json.loads((out / RUN_FILE).read_text())["run_id"] == run.info.run_id
@@ -129,3 +136,65 @@ def test_tracking_added_on_recover_logs_the_epochs_before_it(tiny_ner_config, tm
     mlflow_client = client()
     run = only_run(mlflow_client)
     assert [step for step, _ in history(mlflow_client, run, "validation/MEAN__ner_f1")] == [1, 2]
+
+
+def test_a_tracking_server_that_does_not_answer_stops_the_run_before_any_data_is_read(tiny_ner_config, tmp_path, monkeypatch):
+    import socket
+
+    monkeypatch.setattr("hmtl.tracking.SERVER_TIMEOUT", 0.5)
+    monkeypatch.setattr("hmtl.training.trainer.load_datasets", lambda config: pytest.fail("data was read"))
+    with socket.socket() as silent, socket.socket() as closed:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts connections (the kernel's backlog) but never answers them
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: the connection is refused
+        for server, reason in ((closed, "refused"), (silent, "timed out")):
+            uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+            config = load_config(tiny_ner_config, {"trainer": {"mlflow": {"tracking_uri": uri}}})
+            with pytest.raises(ConfigError, match=rf"^trainer.mlflow.tracking_uri: no tracking server answers at "
+                                                  rf"{uri} \(.*{reason}.*\); start it, or fix the URI$"):
+                Trainer(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_server_that_answers_at_all_passes_the_start_up_check():
+    import http.server
+    import threading
+
+    from hmtl.tracking import check_server
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # 501 to every GET
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        check_server(f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.server_close()
+
+
+def test_an_sql_store_without_its_dependencies_is_one_line(tiny_ner_config, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "alembic", None)  # as with mlflow-skinny alone
+    monkeypatch.setattr("hmtl.training.trainer.load_datasets", lambda config: pytest.fail("data was read"))
+    with pytest.raises(ConfigError) as error:
+        Trainer(load_config(tiny_ner_config, tracked(tmp_path, store="sqlite")), tmp_path / "run")
+    assert str(error.value) == (f"trainer.mlflow.tracking_uri: 'sqlite:///{tmp_path}/mlflow.db' is an SQL store, which "
+                                "needs SQLAlchemy and Alembic (alembic is missing): pip install 'hmtl[tracking]'")
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("where, message", [
+    ("missing/mlflow.db", "the database's folder {tmp}/missing does not exist; create it or point the URI elsewhere"),
+    ("a_file/mlflow.db", "the database's folder {tmp}/a_file is not a folder; create it or point the URI elsewhere"),
+    ("a_folder", "{tmp}/a_folder is a folder, not a database file"),
+    ("read_only/mlflow.db", "{tmp}/read_only/mlflow.db cannot be written (permission denied or a read-only file system)"),
+])
+def test_an_unwritable_sqlite_store_is_one_line_before_any_data_is_read(tiny_ner_config, tmp_path, monkeypatch, where, message):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "a_folder").mkdir()
+    (tmp_path / "read_only").mkdir(mode=0o555)
+    if where.startswith("read_only") and os.access(tmp_path / "read_only", os.W_OK):
+        pytest.skip("root writes into a read-only folder (run as another user, or under setpriv --bounding-set -dac_override)")
+    monkeypatch.setattr("hmtl.training.trainer.load_datasets", lambda config: pytest.fail("data was read"))
+    uri = f"sqlite:///{tmp_path}/{where}"
+    with pytest.raises(ConfigError) as error:
+        Trainer(load_config(tiny_ner_config, {"trainer": {"mlflow": {"tracking_uri": uri}}}), tmp_path / "run")
+    assert str(error.value) == f"trainer.mlflow.tracking_uri: {uri!r}: " + message.format(tmp=tmp_path)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "missing").exists()

@@ -1,9 +1,15 @@
 import json
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from hmtl.checks import load_config
 from hmtl.cli import evaluate_main, train_main
-from hmtl.config import load_config
 from hmtl.errors import ConfigError, HmtlError
 from hmtl.model import load_model
 from hmtl.training.trainer import Trainer
@@ -47,6 +53,26 @@ def test_train_command_tells_where_it_is_and_what_the_final_table_is(tiny_ner_co
     progress = [r.getMessage() for r in caplog.records if r.name == "hmtl.progress"]
     assert progress[0].startswith("epoch 1/3: 3/3 steps (") and "ETA 0s, loss ner " in progress[0]
     assert "run ETA" in progress[0] and progress[-1].startswith("epoch 3/3: 3/3 steps")
+
+
+def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tiny_ner_config, tmp_path):
+    out, log = tmp_path / "run", tmp_path / "stderr.txt"
+    overrides = json.dumps({"trainer": {"num_epochs": 500, "patience": 500, "checkpoint_every_updates": 1}})
+    command = [sys.executable, "train.py", "--config_file_path", str(tiny_ner_config), "--serialization_dir", str(out),
+               "--overrides", overrides]
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(command, cwd=Path(__file__).parents[1], stderr=stderr, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not (out / "last" / "trainer_state.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    lines = log.read_text().strip().splitlines()
+    assert "Traceback" not in log.read_text()
+    assert lines[-1] == (f"interrupted: the last checkpoint is {out / 'last'}; resume with: python train.py "
+                         f"--config_file_path {tiny_ner_config} --serialization_dir {out} --recover --overrides "
+                         f"{shlex.quote(overrides)}")
+    assert not (out / ".lock").exists()
 
 
 def test_fixed_seed_gives_identical_metrics(tiny_ner_config, tmp_path):

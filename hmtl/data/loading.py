@@ -51,10 +51,11 @@ def read_split(name: str, config: DatasetConfig, split: str, option: str | None 
     return documents
 
 
-def hold_out(documents: list[Document], fraction: float) -> tuple[list[Document], list[Document]]:
-    """(train, validation): the last ``fraction`` of the documents (at least one) becomes validation."""
+def hold_out(name: str, documents: list[Document], fraction: float) -> tuple[list[Document], list[Document]]:
+    """(train, validation): the last ``fraction`` of dataset ``name``'s documents (at least one) becomes validation."""
     if len(documents) < 2:
-        raise ConfigError(f"validation_fraction: {len(documents)} training document(s) cannot be split")
+        raise ConfigError(f"data.{name}.validation_fraction: {name}'s training split has {len(documents)} document(s), "
+                          "which cannot be split into train and validation; give it a validation split instead")
     held = max(1, math.floor(len(documents) * fraction))
     return documents[:-held], documents[-held:]
 
@@ -67,7 +68,7 @@ def load_datasets(config: Config, splits: tuple[str, ...] = SPLITS) -> dict[str,
         dataset = config.data[name]
         loaded[name] = {split: read_split(name, dataset, split) for split in splits}
         if dataset.validation_fraction is not None and "train" in splits:
-            loaded[name]["train"], loaded[name]["validation"] = hold_out(loaded[name]["train"], dataset.validation_fraction)
+            loaded[name]["train"], loaded[name]["validation"] = hold_out(name, loaded[name]["train"], dataset.validation_fraction)
             logger.info("%s: the last %d training documents are the validation split (validation_fraction %s)",
                         name, len(loaded[name]["validation"]), dataset.validation_fraction)
     if "train" in splits:

@@ -248,17 +248,7 @@ class TransformerEmbedder(nn.Module):
                 if row == len(inputs):
                     inputs.append([cls] + document.subwords[start:stop] + [sep])
                 placements.append((b, row, 1 + lo - start, 1 + hi - start, lo - first))
-        width = max(len(ids) for ids in inputs)
-        input_ids = torch.full((len(inputs), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(inputs), width), dtype=torch.long)
-        for i, ids in enumerate(inputs):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            attention[i, : len(ids)] = 1
-        self.positions_read += sum(len(ids) for ids in inputs)
-        device = self.model.device
-        with torch.set_grad_enabled(self.fine_tune and torch.is_grad_enabled()):
-            hidden = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                                output_hidden_states=True).hidden_states
+        hidden = self._run(inputs, pad)
         longest = max(end - first for _, first, end in reads)
         layers = []
         for states in hidden:
@@ -266,6 +256,32 @@ class TransformerEmbedder(nn.Module):
             for b, row, lo, hi, at in placements:
                 out[b, at : at + hi - lo] = states[row, lo:hi]
             layers.append(out)
+        return layers
+
+    def _run(self, inputs: list[list[int]], pad: int, per_call: int = 16) -> list[torch.Tensor]:
+        """Every hidden layer (N, longest, H) of the model over ``inputs`` (subword ids with [CLS] and [SEP]), run in
+        calls of ``per_call`` inputs of similar length: documents' windows range from a few subwords to 512, and one
+        call padded to the longest would spend most of its work on padding."""
+        self.positions_read += sum(len(ids) for ids in inputs)
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+        device, layers = self.model.device, None
+        for start in range(0, len(order), per_call):
+            rows = order[start : start + per_call]
+            width = max(len(inputs[i]) for i in rows)
+            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):
+                input_ids[r, : len(inputs[i])] = torch.tensor(inputs[i])
+                attention[r, : len(inputs[i])] = 1
+            with torch.set_grad_enabled(self.fine_tune and torch.is_grad_enabled()):
+                hidden = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                                    output_hidden_states=True).hidden_states
+            if layers is None:
+                longest = max(len(ids) for ids in inputs)
+                layers = [states.new_zeros(len(inputs), longest, states.size(-1)) for states in hidden]
+            index = torch.tensor(rows, device=device)
+            for layer, states in zip(layers, hidden):
+                layer[index, :width] = states
         return layers
 
     def pool(self, states: torch.Tensor, owners: torch.Tensor, num_words: int) -> torch.Tensor:

@@ -114,23 +114,26 @@ class PairScorer(nn.Module):
 
 
 def pool_between(states: torch.Tensor, heads: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
-    """Max over the tokens strictly between two spans: states (T, D), heads and tails (P, 2) end-exclusive -> (P, D);
-    zeros where the spans touch or overlap.
+    """Max over the tokens strictly between two spans: states (B, T, D), heads and tails (B, P, 2) end-exclusive ->
+    (B, P, D) (or one instance: (T, D) and (P, 2) -> (P, D)); zeros where the spans touch or overlap.
 
-    A sparse table (``table[k, i]``: the max of ``states[i : i + 2**k]``) answers each pair with two lookups, so the
-    cost is O(T log T + P) rows instead of a (P, T, D) mask: a sentence where an untrained model finds 300 entities
-    has 90,000 pairs, which as a mask would need tens of gigabytes."""
-    start, end = torch.minimum(heads[:, 1], tails[:, 1]), torch.maximum(heads[:, 0], tails[:, 0])
+    A sparse table (``table[b, k, i]``: the max of ``states[b, i : i + 2**k]``) answers each pair with two lookups, so
+    the cost is O(T log T + P) rows instead of a (P, T, D) mask: a sentence where an untrained model finds 300
+    entities has 90,000 pairs, which as a mask would need tens of gigabytes."""
+    if states.dim() == 2:
+        return pool_between(states.unsqueeze(0), heads.unsqueeze(0), tails.unsqueeze(0))[0]
+    start, end = torch.minimum(heads[..., 1], tails[..., 1]), torch.maximum(heads[..., 0], tails[..., 0])
     length = (end - start).clamp(min=0)
     levels = [states]
-    while 2 ** len(levels) <= states.size(0):
+    while 2 ** len(levels) <= states.size(1):
         half = 2 ** (len(levels) - 1)
         previous = levels[-1]
-        levels.append(nn.functional.pad(torch.maximum(previous[:-half], previous[half:]), (0, 0, 0, half)))
-    table = torch.stack(levels)  # (levels, T, D); rows past a level's last full window are never read
+        levels.append(nn.functional.pad(torch.maximum(previous[:, :-half], previous[:, half:]), (0, 0, 0, half)))
+    table = torch.stack(levels, dim=1)  # (B, levels, T, D); rows past a level's last full window are never read
     level = torch.log2(length.clamp(min=1).float()).floor().long()
     right = (end - (1 << level)).clamp(min=0)
-    pooled = torch.maximum(table[level, start.clamp(max=states.size(0) - 1)], table[level, right])
+    batch = torch.arange(states.size(0), device=states.device).unsqueeze(1).expand_as(level)
+    pooled = torch.maximum(table[batch, level, start.clamp(max=states.size(1) - 1)], table[batch, level, right])
     return pooled.masked_fill((length == 0).unsqueeze(-1), 0)
 
 

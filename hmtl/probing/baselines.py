@@ -98,7 +98,7 @@ def untrained_encoder(serialization_dir: str | Path, seed: int = 0, transformer_
 
     best = Path(serialization_dir) / "best"
     try:
-        from hmtl.config import parse_config
+        from hmtl.checks import parse_config
         from hmtl.device import resolve_device
         from hmtl.model import CONFIG_FILE, LABELS_FILE, HierarchicalModel
     except ImportError as error:

@@ -16,7 +16,7 @@ from torch import nn
 from hmtl.config import MAX_CONTEXT_SUBWORDS, Section, TaskConfig, namespace
 from hmtl.data.document import Document, Span
 from hmtl.errors import ConfigError
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 
 @dataclass
@@ -93,7 +93,8 @@ class Task(nn.Module):
     ``export``, ``new_scorer``."""
 
     class Options(Section):
-        batch_size: int | None = None  # instances per batch for this task; default: trainer.batch_size
+        batch_size: int | None = Field(default=None, ge=1, description=(
+            "instances per batch for this task; default: trainer.batch_size"))
 
     metric_names: ClassVar[tuple[str, ...]] = ()
 

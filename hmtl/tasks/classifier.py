@@ -47,9 +47,9 @@ class SentenceClassifier(Task):
         multi_label: bool = Field(default=False, description="a set of labels per sentence, a sigmoid each")
         threshold: float | None = Field(default=None, gt=0, lt=1, description=(
             "multi_label only: a label is predicted above this probability (default 0.5)"))
-        pooling: Literal["mean", "max"] = "mean"
-        hidden_size: int = Field(default=150, ge=1)
-        dropout: float = Field(default=0.3, ge=0, lt=1)
+        pooling: Literal["mean", "max"] = Field(default="mean", description="how the sentence's token states are pooled")
+        hidden_size: int = Field(default=150, ge=1, description="the feed-forward's hidden size")
+        dropout: float = Field(default=0.3, ge=0, lt=1, description="dropout in the feed-forward")
 
         @field_validator("threshold")
         @classmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from hmtl.config import TaskConfig, namespace
@@ -47,13 +48,15 @@ class Coreference(Task):
     metric_names = ("avg_f1", "muc_f1", "b3_f1", "ceafe_f1")
 
     class Options(Task.Options):
-        max_width: int = 10
-        mention_ratio: float = 0.4
-        max_antecedents: int = 50
-        hidden_size: int = 150
-        dropout: float = 0.3
-        mention_loss_weight: float = 1.0
-        batch_size: int | None = 1
+        max_width: int = Field(default=10, description="the longest mention, in tokens")
+        mention_ratio: float = Field(default=0.4, description="mentions kept per word of the document, by mention score")
+        max_antecedents: int = Field(default=50, description=(
+            "earlier mentions each mention compares with (the best by the cheap bilinear score)"))
+        hidden_size: int = Field(default=150, description="the mention and pair feed-forwards' hidden size")
+        dropout: float = Field(default=0.3, description="dropout in the feed-forwards")
+        mention_loss_weight: float = Field(default=1.0, description=(
+            "weight of the mention-detection loss beside the antecedent loss"))
+        batch_size: int | None = Field(default=1, ge=1, description="documents per batch")
 
     def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
         super().__init__(config, input_dim, labels)

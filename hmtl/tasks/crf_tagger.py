@@ -58,8 +58,8 @@ class TaggerScorer:
 
 
 class PrivateEncoder(Section):
-    hidden_size: int = Field(ge=1)
-    dropout: float = Field(default=0.5, ge=0, lt=1)
+    hidden_size: int = Field(ge=1, description="the private BiLSTM's size in each direction")
+    dropout: float = Field(default=0.5, ge=0, lt=1, description="dropout on its output")
     datasets: list[str] | None = Field(default=None, min_length=1, description=(
         "the datasets whose namespaces get one (default: every dataset of the task); the others read the shared "
         "level alone"))
@@ -68,9 +68,11 @@ class PrivateEncoder(Section):
 @TASKS.register("crf_tagger")
 class CrfTagger(Task):
     class Options(Task.Options):
-        label_layer: str = "entities"  # "entities" (spans -> BIOES tags) or a Document.token_tags key
-        scheme: Literal["bioes", "iob2"] = "bioes"
-        dropout: float = 0.0
+        label_layer: str = Field(default="entities", description=(
+            "what is tagged: \"entities\" (entity spans as tags of scheme) or a token layer a reader fills (pos, chunk, upos, ...)"))
+        scheme: Literal["bioes", "iob2"] = Field(default="bioes", description=(
+            "the tags entity spans are trained and decoded as (the CRF allows only valid transitions)"))
+        dropout: float = Field(default=0.0, description="dropout on the states before the tag projection")
         private_encoder: PrivateEncoder | None = Field(default=None, description=(
             "a BiLSTM of each namespace's own above the shared level, its output beside the shared states "
             "(shared-private multi-task learning: each corpus keeps capacity the others cannot overwrite)"))

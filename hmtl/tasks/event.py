@@ -79,7 +79,7 @@ class EventExtractor(SpanClassifier):
     class Options(SpanClassifier.Options):
         max_width: int = Field(default=5, ge=1, description="the longest trigger, in tokens")
         flat: bool = Field(default=True, description="keep the best non-overlapping triggers")
-        unit: Literal["sentence"] = "sentence"
+        unit: Literal["sentence"] = Field(default="sentence", description="an instance is a sentence")
         max_argument_width: int = Field(default=10, ge=1, description="the longest argument, in tokens")
         argument_ratio: float = Field(default=0.8, gt=0, description=(
             "argument candidates kept per sentence token, by the argument scorer (DyGIE++'s 0.8)"))

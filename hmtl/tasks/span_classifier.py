@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from hmtl.config import TaskConfig, namespace, split_namespace
@@ -94,11 +95,13 @@ class SpanClassifier(Task):
     metric_names = ("f1",)
 
     class Options(Task.Options):
-        max_width: int = 10
-        hidden_size: int = 150
-        dropout: float = 0.3
-        flat: bool = False  # span-based flat NER: keep the best non-overlapping spans
-        unit: Literal["sentence", "document"] = "sentence"
+        max_width: int = Field(default=10, description=(
+            "the longest span, in tokens; a longer gold span cannot be predicted (a warning counts them)"))
+        hidden_size: int = Field(default=150, description="the span feed-forward's hidden size")
+        dropout: float = Field(default=0.3, description="dropout in the feed-forward")
+        flat: bool = Field(default=False, description="span-based flat NER: keep the best non-overlapping spans")
+        unit: Literal["sentence", "document"] = Field(default="sentence", description=(
+            "an instance is a sentence, or a whole document (spans still inside one sentence)"))
 
     def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
         super().__init__(config, input_dim, labels)

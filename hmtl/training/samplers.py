@@ -54,12 +54,16 @@ def power(sizes: dict[str, int], alpha: float) -> dict[str, float]:
 
 @SAMPLERS.register("uniform")
 class Uniform(Sampler):
+    """p the same for every group (alpha 0)."""
+
     def probabilities(self, sizes: dict[str, int], epoch: int, num_epochs: int) -> dict[str, float]:
         return power(sizes, 0.0)
 
 
 @SAMPLERS.register("proportional")
 class Proportional(Sampler):
+    """p in proportion to a group's batches (alpha 1): HMTL's, and the default."""
+
     def probabilities(self, sizes: dict[str, int], epoch: int, num_epochs: int) -> dict[str, float]:
         return power(sizes, 1.0)
 
@@ -69,7 +73,7 @@ class Temperature(Sampler):
     """p ~ n^(1/T): a large corpus is still drawn more often, but less than in proportion."""
 
     class Options(Sampler.Options):
-        temperature: float = Field(default=2.0, gt=0)
+        temperature: float = Field(default=2.0, gt=0, description="T: alpha = 1/T (1: proportional; large: near uniform)")
 
     def probabilities(self, sizes: dict[str, int], epoch: int, num_epochs: int) -> dict[str, float]:
         return power(sizes, 1.0 / self.options.temperature)

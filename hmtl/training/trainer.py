@@ -178,6 +178,18 @@ def acquire_lock(directory: Path) -> Path:
     raise HmtlError(f"--serialization_dir: could not take over the stale lock {path}; delete it and start again")
 
 
+def read_trainer_state(last: Path, mmap: bool = False) -> dict:
+    """``last/trainer_state.pt`` with its tensors on the CPU (a state written on a GPU loads anywhere), or the one-line
+    error for a damaged file or one holding objects other than tensors and plain data (never unpickled as code)."""
+    try:
+        return torch.load(last / STATE_FILE, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as error:  # objects weights_only loading refuses (foreign, or malicious), or a damaged file
+        reason = ("it holds objects hmtl will not load" if "Weights only load failed" in str(error)
+                  else (str(error).strip().splitlines() or [type(error).__name__])[0])
+        raise HmtlError(f"{last / STATE_FILE} is not a trainer state this version of hmtl wrote ({reason}); if it "
+                        "is damaged, --force starts the run over, deleting it") from None
+
+
 class LossTotals:
     """Each task's loss sum and step count over an epoch. The sums stay on the model's device, so a GPU step never
     waits to hand its losses to Python; they are read only when a checkpoint, the progress line or the epoch's end
@@ -245,6 +257,8 @@ class Trainer:
         SAMPLERS.get(config.sampler.type, "sampler.type")
         self.dist.run_on_main(lambda: self._prepare_directory(force))
         try:
+            if recover:
+                self._check_world_size()  # before any corpus is read
             self._build(source)
         except BaseException:
             self._release_lock()
@@ -409,16 +423,20 @@ class Trainer:
 
         atomic_save(write, self.dir / "last")
 
+    def _check_world_size(self) -> None:
+        """An epoch interrupted mid-way resumes only with as many processes as wrote it (each rank drew its own
+        batches and random numbers): refused before any corpus is read, not after."""
+        last = self.dir / "last"
+        state = read_trainer_state(last, mmap=True)  # the tensors stay on disk: only two plain values are read
+        saved_world = state.get("world_size", 1)
+        if json.loads(state.get("in_epoch", "null")) and saved_world != self.dist.world_size:
+            raise HmtlError(f"--recover: {last} was written in the middle of epoch {state['epoch'] + 1} by {saved_world} "
+                            f"process(es); resume it with as many ({'torchrun --nproc_per_node ' + str(saved_world) if saved_world > 1 else 'without torchrun'})")
+
     def _restore(self) -> None:
         last = self.dir / "last"
         self.model.load_weights(last, " (the run's config.json, with --overrides if any)")
-        try:  # tensors onto the CPU first: a state written on a GPU loads anywhere (the optimizer moves its own)
-            state = torch.load(last / STATE_FILE, map_location="cpu", weights_only=True)
-        except Exception as error:  # objects weights_only loading refuses (foreign, or malicious), or a damaged file
-            reason = ("it holds objects hmtl will not load" if "Weights only load failed" in str(error)
-                      else (str(error).strip().splitlines() or [type(error).__name__])[0])
-            raise HmtlError(f"{last / STATE_FILE} is not a trainer state this version of hmtl wrote ({reason}); if it "
-                            "is damaged, --force starts the run over, deleting it") from None
+        state = read_trainer_state(last)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
@@ -428,10 +446,7 @@ class Trainer:
         set_rng_states(state, self.device)
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         self.resume_epoch = json.loads(state.get("in_epoch", "null"))
-        saved_world, world = state.get("world_size", 1), self.dist.world_size
-        if self.resume_epoch and saved_world != world:
-            raise HmtlError(f"--recover: {last} was written in the middle of epoch {self.epoch + 1} by {saved_world} "
-                            f"process(es); resume it with as many ({'torchrun --nproc_per_node ' + str(saved_world) if saved_world > 1 else 'without torchrun'})")
+        saved_world, world = state.get("world_size", 1), self.dist.world_size  # the same when mid-epoch (checked)
         if saved_world == world > 1:  # each rank continues its own random stream and loss sums
             set_rng_states(state["ranks"][self.dist.rank], self.device)
             if self.resume_epoch:

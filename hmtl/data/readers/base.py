@@ -6,7 +6,7 @@ import os
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 from hmtl.config import DATA_DIR_VARIABLE
 from hmtl.data.document import Document
@@ -87,6 +87,9 @@ class Reader:
     Subclasses implement ``_read``; ``read`` checks the result so an empty corpus or an annotation pointing
     outside its document stops here, naming the file, instead of crashing mid-training.
     """
+
+    # the meaning of each keyword option (``reader_options``), for docs/CONFIG.md (scripts/config_reference.py)
+    option_help: ClassVar[dict[str, str]] = {}
 
     def __init__(self, dataset: str = ""):
         self.dataset = dataset

@@ -17,13 +17,14 @@ from hmtl.registry import READERS
 
 
 class CharSpanReader(Reader):
-    """Base of the readers whose annotations are character offsets into raw text.
+    """Base of the readers whose annotations are character offsets into raw text (options ``language`` and
+    ``split_tokens``)."""
 
-    Options:
-        ``language``: spaCy tokenizer language (default ``"en"``).
-        ``split_tokens``: split a token where an annotation boundary falls inside it (default ``true``; the count
-        is logged); ``false`` makes such an annotation an error naming file and line.
-    """
+    option_help = {
+        "language": "the spaCy tokenizer's language",
+        "split_tokens": ("split a token where an annotation boundary falls inside it (the count is logged); false "
+                         "makes such an annotation an error naming file and line"),
+    }
 
     def __init__(self, dataset: str = "", language: str = "en", split_tokens: bool = True):
         super().__init__(dataset)

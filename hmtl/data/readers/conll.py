@@ -38,18 +38,19 @@ def _split_columns(line: str) -> list[str]:
 class ColumnReader(Reader):
     """CoNLL-style column files into ``Document``s with ``entities`` (from the tag column) and ``token_tags``.
 
-    Options:
-        ``tag_column``: index of the entity tag column (default ``-1``, the last).
-        ``token_column``: index of the token column (default ``0``).
-        ``extra_columns``: ``{layer name: column index}`` kept as ``token_tags``. Default: for 4-column files
-        (CoNLL-2003 ``token POS chunk NER``) ``{"pos": 1, "chunk": 2}``, for 3-column files ``{"pos": 1}``,
-        otherwise none. Pass ``{}`` to keep none.
-        ``sentences_per_document``: a file without ``-DOCSTART-`` lines is cut into documents of this many
-        sentences (default 100); a file with them follows them.
-
     Every non-blank line must have as many columns as the first token line and a valid tag; otherwise
     ``DataFormatError`` names the file and line.
     """
+
+    option_help = {
+        "tag_column": "index of the entity tag column (-1: the last)",
+        "token_column": "index of the token column",
+        "extra_columns": ('{layer name: column index} kept as token layers (a crf_tagger\'s label_layer); default: '
+                          'for 4-column files (CoNLL-2003 token POS chunk NER) {"pos": 1, "chunk": 2}, for 3-column '
+                          'files {"pos": 1}, otherwise none; {} keeps none'),
+        "sentences_per_document": ("a file without -DOCSTART- lines is cut into documents of this many sentences "
+                                   "(a file with them follows them)"),
+    }
 
     def __init__(self, dataset: str = "", tag_column: int = -1, token_column: int = 0,
                  extra_columns: dict[str, int] | None = None, sentences_per_document: int = 100):

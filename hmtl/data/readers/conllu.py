@@ -25,10 +25,9 @@ _NEWDOC = re.compile(r"^#\s*newdoc(?:\s+id\s*=\s*(.*))?\s*$")
 
 @READERS.register("conllu")
 class ConlluReader(Reader):
-    """Reads one ``.conllu`` / ``.conllu.gz`` file, or every such file of a folder (sorted by name).
+    """Reads one ``.conllu`` / ``.conllu.gz`` file, or every such file of a folder (sorted by name)."""
 
-    Options: ``layers``, the token layers to keep (default all six of ``LAYERS``).
-    """
+    option_help = {"layers": f"the token layers to keep, of {', '.join(LAYERS)} (default: all)"}
 
     def __init__(self, dataset: str = "", layers: tuple[str, ...] | list[str] | None = None):
         super().__init__(dataset)

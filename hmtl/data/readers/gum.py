@@ -62,9 +62,14 @@ def default_conllu_path(path: Path) -> Path:
 
 @READERS.register("gum")
 class GumReader(Reader):
-    """Options: ``conllu`` (path of the CoNLL-U file with the sentence boundaries), ``keep_singletons``
-    (default: True for GUM's typed ids, False for OntoGUM's numeric ids), ``cross_sentence`` (``"drop"``: a
-    mention across a sentence boundary is kept in the clusters but not in the entities; ``"error"``)."""
+    """GUM / OntoGUM coreference files, with the sentence boundaries of their CoNLL-U (see the module docstring)."""
+
+    option_help = {
+        "conllu": "path of the CoNLL-U file with the sentence boundaries (default: derived from the file's name)",
+        "keep_singletons": "keep mentions without a coreferent (default: true for GUM's typed ids, false for OntoGUM's)",
+        "cross_sentence": ('a mention across a sentence boundary: "drop" keeps it in the clusters but not in the '
+                           'entities, "error" stops'),
+    }
 
     def __init__(self, dataset: str = "", conllu: str | None = None, keep_singletons: bool | None = None,
                  cross_sentence: str = "drop"):

@@ -91,8 +91,13 @@ def read_entity_tsv(path: Path) -> tuple[list[list[str]], list[Span], list[int]]
 
 @READERS.register("litbank")
 class LitBankReader(Reader):
-    """Options: ``fold`` (0-9) and ``split`` (``train``/``dev``/``validation``/``test``; none: every document)
-    when the path is the LitBank folder; ``coref`` (default True) to read the clusters."""
+    """The LitBank folder, or a split's ``.ids`` file: nested ACE entities and coreference (see the module docstring)."""
+
+    option_help = {
+        "fold": "the cross-validation fold (0-9), when the path is the LitBank folder",
+        "split": "train, dev, validation or test of that fold, when the path is the LitBank folder; null: every document",
+        "coref": "read the coreference clusters",
+    }
 
     def __init__(self, dataset: str = "", fold: int = 0, split: str | None = None, coref: bool = True):
         super().__init__(dataset)

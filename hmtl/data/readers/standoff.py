@@ -60,11 +60,7 @@ class BratReader(CharSpanReader):
 
     ``document.attributes["brat_ids"]``: ``{T id: index into document.entities}``.
 
-    Options (besides ``language`` and ``split_tokens``, see ``CharSpanReader``):
-        ``discontinuous``: what to do with a span of several fragments (``;`` in its offsets): ``"join"``
-        (default; one span from the first fragment's start to the last one's end), ``"skip"`` (left out, and so
-        are the relations and the events it triggers or the arguments it is) or ``"error"``. How many there were
-        is logged per corpus, with the mode.
+    Options: ``language`` and ``split_tokens`` (``CharSpanReader``), ``discontinuous`` (``option_help``).
 
     ``DataFormatError`` (the ``.ann`` file and line) for: a malformed ``T``, ``R`` or ``E`` line, an offset that is
     not an integer, a fragment outside the text or empty, a span on whitespace only, a surface that differs from the
@@ -75,6 +71,11 @@ class BratReader(CharSpanReader):
     false``. A missing file, a folder holding an ``.ann`` without its ``.txt``, or a path that is
     neither a folder nor a ``.txt``/``.ann`` file is an error naming the path.
     """
+
+    option_help = {**CharSpanReader.option_help, "discontinuous": (
+        'a span of several fragments (";" in its offsets): "join" makes one span from the first fragment\'s start to '
+        'the last one\'s end, "skip" leaves it out (and the relations and events it is part of), "error" stops; how '
+        'many there were is logged per corpus')}
 
     def __init__(self, dataset: str = "", language: str = "en", split_tokens: bool = True,
                  discontinuous: str = "join"):
@@ -354,9 +355,7 @@ class PubTatorReader(CharSpanReader):
       one of the ids it joins with ``|`` or ``,``) is dropped: the count is a warning per file, with the first
       one's line (and ``reader.dropped_relations`` holds ``(line, concept)`` for each).
 
-    Options (besides ``language`` and ``split_tokens``, see ``CharSpanReader``):
-        ``no_concept``: concept id fields that mean "no concept" (default ``["", "-", "-1"]``; BC5CDR writes
-        ``-1``).
+    Options: ``language`` and ``split_tokens`` (``CharSpanReader``), ``no_concept`` (``option_help``).
 
     ``DataFormatError`` (file and line) for: a block that does not start with a title line, a title written
     twice, an abstract written twice, an abstract, mention or relation line whose PMID is not its document's, a
@@ -364,6 +363,9 @@ class PubTatorReader(CharSpanReader):
     surface differs from the text at its offsets, a mention without a type, a line that is none of these kinds, a
     mention boundary inside a token with ``split_tokens: false``.
     """
+
+    option_help = {**CharSpanReader.option_help,
+                   "no_concept": 'concept id fields that mean "no concept" (BC5CDR writes -1)'}
 
     def __init__(self, dataset: str = "", language: str = "en", split_tokens: bool = True,
                  no_concept: list[str] | tuple[str, ...] = ("", "-", "-1")):
