@@ -342,3 +342,22 @@ def test_both_backends_share_one_vector_cache(setup, tmp_path, first):
     results = {backend: json.loads((tmp_path / "out" / f"mean_logreg{suffix}.json").read_text())["results"]
                for backend, suffix in (("hmtl", ""), ("senteval", "_senteval"))}
     assert results["hmtl"]["level_1"]["Length"]["ntest"] == results["senteval"]["level_1"]["Length"]["ntest"] == 40
+
+
+def test_a_trained_models_layers_are_probed_to_values(trained_tiny_ner, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_tiny_ner, run)  # the probing results go into the run's folder
+    tasks = make_tasks(tmp_path / "tasks")
+    assert senteval_layers_main(["--serialization_dir", str(run), "--task_path", str(tasks), "--tasks", "Length", "Tense",
+                                 "--baselines", "majority", "--quiet"]) == 0
+    payload = json.loads((run / "probing" / "mean_logreg.json").read_text())
+    assert payload["layers"] == ["embedder", "low"]  # the real model's layers, by its level names
+    for layer in ("embedder", "low"):
+        for task in ("Length", "Tense"):
+            assert payload["results"][layer][task]["ntest"] == 40 and 0 <= payload["results"][layer][task]["acc"] <= 100
+    # the char-CNN sees "walked" against "walks": the trained embedder's vectors tell the tense far above chance
+    assert payload["results"]["embedder"]["Tense"]["acc"] > payload["results"]["majority"]["Tense"]["acc"] + 20
+    # the BiLSTM level knows how long the sentence is; the mean-pooled word vectors below it do not
+    assert payload["results"]["low"]["Length"]["acc"] > payload["results"]["embedder"]["Length"]["acc"] + 20
