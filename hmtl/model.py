@@ -120,9 +120,8 @@ class HierarchicalModel(nn.Module):
         # every length comes from the units on the host: reading them back from the device would stall a GPU
         sentence_lengths = [u.sentence_lengths or [u.features["length"]] for u in batch.units]
         by_sentence = any(len(lengths) > 1 for lengths in sentence_lengths)
-        level_base, level_mask = self._split_sentences(base, sentence_lengths) if by_sentence else (base, mask)
-        lengths = torch.tensor([n for unit in sentence_lengths for n in unit] if by_sentence else
-                               [u.features["length"] for u in batch.units])
+        lengths = torch.tensor([n for unit in sentence_lengths for n in unit])  # one per unit, or per sentence
+        level_base, level_mask = self._split_sentences(base, sentence_lengths, lengths) if by_sentence else (base, mask)
         outputs: list[torch.Tensor] = []
         for level in self.levels[:depth]:
             inputs = level_base if not outputs else torch.cat([level_base, outputs[-1]], dim=-1)
@@ -133,12 +132,14 @@ class HierarchicalModel(nn.Module):
         return base, outputs, mask
 
     @staticmethod
-    def _split_sentences(base: torch.Tensor, sentence_lengths: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(items, T, D) -> (sentences, T_s, D) and its mask, sentences in item order."""
-        pieces = [piece for b, lengths in enumerate(sentence_lengths) for piece in base[b, : sum(lengths)].split(lengths)]
+    def _split_sentences(base: torch.Tensor, sentence_lengths: list[list[int]],
+                         lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(items, T, D) -> (sentences, T_s, D) and its mask, sentences in item order; ``lengths``: every sentence's,
+        flattened, on the host."""
+        pieces = [piece for b, split in enumerate(sentence_lengths) for piece in base[b, : sum(split)].split(split)]
         sentences = nn.utils.rnn.pad_sequence(pieces, batch_first=True)
-        lengths = torch.tensor([len(p) for p in pieces]).to(base.device, non_blocking=True)
-        return sentences, torch.arange(sentences.size(1), device=base.device) < lengths.unsqueeze(1)
+        on_device = lengths.to(base.device, non_blocking=True)
+        return sentences, torch.arange(sentences.size(1), device=base.device) < on_device.unsqueeze(1)
 
     def depth(self, task_name: str) -> int:
         """How many levels ``task_name`` reads: up to and including its own."""

@@ -134,6 +134,10 @@ class DocumentSubwords:
     def __len__(self) -> int:
         return len(self.subwords)
 
+    @property
+    def num_words(self) -> int:
+        return len(self.word_starts) - 1
+
 
 def windows(length: int, window: int) -> list[tuple[int, int, int, int]]:
     """``(start, end, keep_from, keep_to)`` of the windows over ``length`` subwords: ``window`` wide, each a fifth
@@ -327,10 +331,8 @@ class TransformerEmbedder(nn.Module):
 
     @staticmethod
     def owners(features: list[dict]) -> torch.Tensor:
-        owners = torch.full((len(features), max(len(f["owners"]) for f in features)), -1, dtype=torch.long)
-        for b, f in enumerate(features):
-            owners[b, : len(f["owners"])] = torch.tensor(f["owners"])
-        return owners
+        """(B, S) word index of each unit's subwords, -1 on padding."""
+        return owner_tensor([f["owners"] for f in features])
 
     @torch.no_grad()
     def _kept_word_layers(self, features: list[dict], num_words: int) -> torch.Tensor:
@@ -361,11 +363,10 @@ class TransformerEmbedder(nn.Module):
             owners = self.owners([f for f, _ in order])
             lengths = [f["length"] for f, _ in order]
         else:
-            layers = self.read_states([(f["read"][0], 0, len(f["read"][0])) for f, _ in order])
-            owners = torch.full((len(order), max(len(f["read"][0]) for f, _ in order)), -1, dtype=torch.long)
-            for b, (f, _) in enumerate(order):
-                owners[b, : len(f["read"][0])] = torch.tensor(f["read"][0].owners, dtype=torch.long)
-            lengths = [f["read"][0].owners[-1] + 1 if f["read"][0].owners else 0 for f, _ in order]
+            documents = [f["read"][0] for f, _ in order]
+            layers = self.read_states([(document, 0, len(document)) for document in documents])
+            owners = owner_tensor([document.owners for document in documents])
+            lengths = [document.num_words for document in documents]
         dtype = torch.float32 if self.fine_tune else torch.bfloat16
         pooled = torch.stack([self.pool(layer.float(), owners.to(self.model.device), max(lengths)) for layer in layers])
         pooled = pooled.to(dtype).cpu()
@@ -378,6 +379,14 @@ class TransformerEmbedder(nn.Module):
                 if id(unit) in missing_ids:
                     fresh[id(unit)] = kept
         return fresh
+
+
+def owner_tensor(owners: list[list[int]]) -> torch.Tensor:
+    """(B, S) padded word indices of each sequence's subwords, -1 on padding (``TransformerEmbedder.pool``)."""
+    tensor = torch.full((len(owners), max(map(len, owners))), -1, dtype=torch.long)
+    for b, row in enumerate(owners):
+        tensor[b, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return tensor
 
 
 class StateCache:

@@ -572,16 +572,13 @@ class Trainer:
                 progress.update(1)
         if progress is not None:
             progress.close()
-        if self.dist.world_size > 1:  # the mean over every rank's batches; each step trained W of them
-            gathered, summed = self.dist.all_gather_object(totals.read()), {}
-            for rank_totals in gathered:
-                for task, (s, n) in rank_totals.items():
-                    total = summed.setdefault(task, [0.0, 0])
-                    total[0] += s
-                    total[1] += n
-            steps = {name: n * self.dist.world_size for name, n in steps.items()}
-        else:
-            summed = totals.read()
+        summed = {}  # the mean over every rank's batches (one rank outside torchrun); each step trained W of them
+        for rank_totals in self.dist.all_gather_object(totals.read()):
+            for task, (s, n) in rank_totals.items():
+                total = summed.setdefault(task, [0.0, 0])
+                total[0] += s
+                total[1] += n
+        steps = {name: n * self.dist.world_size for name, n in steps.items()}
         mean_losses = {task: s / max(n, 1) for task, (s, n) in summed.items()}
         for task, value in mean_losses.items():
             writer.add_scalar(f"epoch_loss/{task}", value, self.epoch + 1)
