@@ -1,10 +1,11 @@
+import pytest
 import torch
 
 from hmtl.checks import parse_config
 from hmtl.data.document import Document, Relation, Span
 from hmtl.model import HierarchicalModel
 from hmtl.tasks.base import Instance
-from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, pool_between, prune, span_tensor
+from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, pool_between, prune, span_count, span_tensor
 from hmtl.tasks.span_classifier import flat_decode
 from hmtl.training.evaluation import evaluate
 from hmtl.training.trainer import build_labels
@@ -15,6 +16,11 @@ from conftest import train_heads
 def test_spans_stay_inside_sentences_and_respect_width():
     spans = enumerate_spans([2, 3], max_width=2)
     assert spans == [(0, 1), (0, 2), (1, 2), (2, 3), (2, 4), (3, 4), (3, 5), (4, 5)]
+
+
+@pytest.mark.parametrize("lengths, width", [([2, 3], 2), ([], 4), ([0, 1, 7], 3), ([5], 8), ([12, 30, 1], 10)])
+def test_the_span_count_known_on_the_host_is_the_number_enumerated(lengths, width):
+    assert span_count(lengths, width) == len(enumerate_spans(lengths, width))
 
 
 def test_relation_context_is_the_max_between_the_arguments_in_either_order():
@@ -84,7 +90,7 @@ def test_span_scores_projected_per_token_equal_the_network_over_the_representati
 def test_prune_keeps_the_best_k_in_span_order():
     scores = torch.tensor([[0.1, 0.9, 0.5, 0.7], [0.3, 0.2, 0.0, 0.0]])
     mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
-    indices, kept = prune(scores, mask, [2, 3])
+    indices, kept = prune(scores, mask, [2, 3], [4, 2])
     assert indices[0].tolist() == [1, 3] and kept[0].tolist() == [True, True]
     assert indices[1, :2].tolist() == [0, 1] and kept[1].tolist() == [True, True]
 

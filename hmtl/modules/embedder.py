@@ -340,10 +340,13 @@ class TransformerEmbedder(nn.Module):
         reads it (a frozen transformer's in the state cache, bf16: later epochs skip the transformer entirely)."""
         fresh = self._encode_documents([f for f in features if f.get("transformer_cache", (None,))[0] != self.version])
         states = [fresh[id(f)] if id(f) in fresh else self._cache().get(f["transformer_cache"][1]) for f in features]
-        out = torch.zeros(states[0].size(0), len(features), num_words, self.output_dim, dtype=states[0].dtype)
+        device = self.model.device
+        # page-locked on a GPU machine, so the one copy per batch runs without blocking the host
+        out = torch.zeros(states[0].size(0), len(features), num_words, self.output_dim, dtype=states[0].dtype,
+                          pin_memory=device.type == "cuda")
         for b, (f, kept) in enumerate(zip(features, states)):
             out[:, b, : f["length"]] = kept
-        return out.to(self.model.device).float()  # kept in CPU memory (or on disk); one copy per batch
+        return out.to(device, non_blocking=True).float()
 
     def _cache(self) -> "StateCache":
         return self.cache if not self.fine_tune else self.evaluation_cache

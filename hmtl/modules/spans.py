@@ -17,6 +17,12 @@ def enumerate_spans(sentence_lengths: list[int], max_width: int) -> list[tuple[i
     return spans
 
 
+def span_count(sentence_lengths: list[int], max_width: int) -> int:
+    """``len(enumerate_spans(sentence_lengths, max_width))`` without enumerating: known on the host, so pruning
+    need not read a mask back from the device."""
+    return sum(w * (n + 1) - w * (w + 1) // 2 for n in sentence_lengths for w in [min(n, max_width)])
+
+
 def span_tensor(batch_spans: list[list[tuple[int, int]]]) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad lists of spans to (B, S, 2) with a (B, S) mask."""
     most = max(1, max(len(spans) for spans in batch_spans))
@@ -137,11 +143,12 @@ def pool_between(states: torch.Tensor, heads: torch.Tensor, tails: torch.Tensor)
     return pooled.masked_fill((length == 0).unsqueeze(-1), 0)
 
 
-def prune(scores: torch.Tensor, mask: torch.Tensor, keep: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (B, K) of the ``keep[b]`` best-scoring valid spans per item, in span order, and their mask."""
+def prune(scores: torch.Tensor, mask: torch.Tensor, keep: list[int], available: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (B, K) of the ``keep[b]`` best-scoring valid spans per item, in span order, and their mask.
+    ``available[b]``: how many spans item ``b`` has (``mask[b].sum()``, passed from the host: no device sync)."""
     chosen = [
-        scores[b].masked_fill(~mask[b], float("-inf")).topk(min(k, int(mask[b].sum()))).indices.sort().values
-        for b, k in enumerate(keep)
+        scores[b].masked_fill(~mask[b], float("-inf")).topk(min(k, n)).indices.sort().values
+        for b, (k, n) in enumerate(zip(keep, available))
     ]
     indices = torch.zeros(len(keep), max(1, max(len(c) for c in chosen)), dtype=torch.long, device=scores.device)
     kept = torch.zeros_like(indices, dtype=torch.bool)

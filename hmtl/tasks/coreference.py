@@ -19,7 +19,7 @@ from torch import nn
 from hmtl.config import TaskConfig, namespace
 from hmtl.data.document import Document, Span
 from hmtl.metrics.coref import CorefMetrics
-from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, prune, span_tensor
+from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, prune, span_count, span_tensor
 from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, Task, TaskBatch, span_json
 from hmtl.tasks.span_classifier import overlong, span_instances
@@ -88,13 +88,17 @@ class Coreference(Task):
             clusters[b, : len(enumerated)] = torch.tensor([cluster_of.get(span, -1) for span in enumerated], dtype=torch.long)
         return {"spans": tensor, "span_mask": mask, "clusters": clusters}
 
+    def _span_counts(self, batch: TaskBatch) -> list[int]:
+        """Each document's number of enumerated spans, from its sentence lengths (no read from the device)."""
+        return [span_count(i.target.lengths, self.options.max_width) for i in batch.instances]
+
     def _score(self, states: torch.Tensor, batch: TaskBatch, b: int, count: int) -> tuple:
         """For document ``b`` (its ``count`` spans): the indices of the pruned mentions among its spans, their top
         antecedents, which of those are real, the antecedent scores (dummy first) and every span's mention score."""
         instance, document, spans = batch.instances[b], states[b : b + 1], batch["spans"][b : b + 1, :count]
         mention_scores = self.extractor.score(document, spans, self.mention_scorer)[0].squeeze(-1)
         keep = max(1, math.ceil(self.options.mention_ratio * sum(instance.target.lengths)))
-        kept, _ = prune(mention_scores.unsqueeze(0).detach(), batch["span_mask"][b : b + 1, :count], [keep])
+        kept, _ = prune(mention_scores.unsqueeze(0).detach(), batch["span_mask"][b : b + 1, :count], [keep], [count])
         kept = kept[0]
         g, s_m = self.extractor(document, spans[:, kept])[0], mention_scores[kept]  # only the kept are represented
         k = g.size(0)
@@ -113,7 +117,7 @@ class Coreference(Task):
 
     def loss(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
         total = states.new_zeros(())
-        for b, count in enumerate(batch["span_mask"].sum(1).tolist()):
+        for b, count in enumerate(self._span_counts(batch)):
             kept, antecedents, valid, scores, mention_scores = self._score(states, batch, b, count)
             clusters = batch["clusters"][b, :count]
             mention_loss = self.options.mention_loss_weight * nn.functional.binary_cross_entropy_with_logits(
@@ -129,7 +133,7 @@ class Coreference(Task):
 
     def decode(self, states: torch.Tensor, mask: torch.Tensor, batch: TaskBatch) -> list[list[list[tuple[int, int]]]]:
         predictions = []
-        for b, count in enumerate(batch["span_mask"].sum(1).tolist()):
+        for b, count in enumerate(self._span_counts(batch)):
             kept, antecedents, _, scores, _ = self._score(states, batch, b, count)
             mentions = [tuple(span) for span in batch["spans"][b, kept].tolist()]
             best, antecedents = scores.argmax(1).tolist(), antecedents.tolist()

@@ -26,7 +26,7 @@ from torch import nn
 from hmtl.config import TaskConfig, namespace
 from hmtl.data.document import Document, Event, Span
 from hmtl.metrics.event import EventF1
-from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, pool_between, prune, span_tensor
+from hmtl.modules.spans import SpanExtractor, enumerate_spans, feedforward, pool_between, prune, span_count, span_tensor
 from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, Task, TaskBatch, sentence_context, span_json
 from hmtl.tasks.span_classifier import NULL, SpanClassifier, _shift
@@ -162,7 +162,8 @@ class EventExtractor(SpanClassifier):
     def _candidates(self, scores: torch.Tensor, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """The pruned argument spans: indices (B, K) into the argument spans, and their mask."""
         keep = [math.ceil(self.options.argument_ratio * sum(i.target.lengths)) for i in batch.instances]
-        return prune(scores.detach().float(), batch["argument_mask"], keep)
+        available = [span_count(i.target.lengths, self.options.max_argument_width) for i in batch.instances]
+        return prune(scores.detach().float(), batch["argument_mask"], keep, available)
 
     def _role_logits(self, states: torch.Tensor, triggers: torch.Tensor, trigger_logits: torch.Tensor,
                      arguments: torch.Tensor, ns: str) -> torch.Tensor:
