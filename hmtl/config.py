@@ -181,8 +181,9 @@ class SamplerConfig(Section):
 class MlflowConfig(Section):
     """Optional MLflow tracking of a training, beside TensorBoard (``hmtl.tracking``; needs ``hmtl[tracking]``)."""
 
-    tracking_uri: str = Field(default="file:./mlruns", min_length=1, description=(
-        "where runs are stored: a local folder (file:<path>, relative to the working directory) or a tracking server"))
+    tracking_uri: str = Field(default="sqlite:///mlflow.db", min_length=1, description=(
+        "where runs are stored: a SQLite file (MLflow's own default store; sqlite:///<path>, relative to the working "
+        "directory, artifacts in ./mlruns), a local folder (file:<path>) or a tracking server (http://...)"))
     experiment: str = Field(default="hmtl", min_length=1, description=(
         "the MLflow experiment the run goes to (created when it does not exist)"))
     run_name: str | None = Field(default=None, min_length=1, description=(

@@ -17,11 +17,13 @@ def train(config_path, out, overrides=None, recover=False):
     return Trainer(config, out, recover=recover).train()
 
 
-STORES = {"file": "file:{}/mlruns", "sqlite": "sqlite:///{}/mlflow.db"}  # the store's URI, given the folder
+# the store's URI, given the folder; "default": no tracking_uri in the config (the tests run in that folder)
+STORES = {"file": "file:{}/mlruns", "sqlite": "sqlite:///{}/mlflow.db", "default": "sqlite:///{}/mlflow.db"}
 
 
 def tracked(tmp_path, epochs=3, store="file", **settings):
-    return {"trainer": {"num_epochs": epochs, "mlflow": {"tracking_uri": STORES[store].format(tmp_path), **settings}}}
+    where = {} if store == "default" else {"tracking_uri": STORES[store].format(tmp_path)}
+    return {"trainer": {"num_epochs": epochs, "mlflow": {**where, **settings}}}
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def history(client, run, key):
     return [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
 
 
-@pytest.mark.parametrize("store", ["sqlite", "file"])
+@pytest.mark.parametrize("store", ["sqlite", "file", "default"])
 def test_a_training_is_one_mlflow_run_with_params_metrics_and_artifacts(tiny_ner_config, tmp_path, client, store, monkeypatch):
     monkeypatch.chdir(tmp_path)  # beside a SQLite store, MLflow keeps the artifacts in ./mlruns
     out = tmp_path / "run"
