@@ -12,26 +12,16 @@
 # thread(s) per training, so two lanes share a 2-core machine (OMP_WAIT_POLICY=PASSIVE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-runs}
-THREADS=${THREADS:-1}
-export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
+source scripts/bench_common.sh
 declare -A CONFIG=([conll03]=configs/ner_conll03_minilm_frozen.json [scierc]=configs/scierc.json [hmtl]=configs/hmtl.json)
 declare -A DATASET=([conll03]=conll03 [scierc]=scierc [hmtl]=gum)  # whose test documents bench_predict.py reads
 
 train() {  # CONFIG_READING[_eN]
   [[ $1 =~ ^([a-z0-9]+)_(sentence|document)(_e([0-9]+))?$ ]] || { echo "unknown run $1" >&2; exit 2; }
   local config=${BASH_REMATCH[1]} reading=${BASH_REMATCH[2]} epochs=${BASH_REMATCH[4]} out="$RUNS/docread_$1"
-  if [ -f "$out/metrics.json" ] && python -c "import json,sys; sys.exit('test' not in json.load(open('$out/metrics.json')))"; then
-    echo "$1: finished run in $out, kept"
-    return
-  fi
-  local resume=()
-  [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
-  mkdir -p "$RUNS"
-  echo "$1: training ${CONFIG[$config]} reading ${reading}s into $out ${resume[*]:-}"
-  python train.py --config_file_path "${CONFIG[$config]}" --serialization_dir "$out" "${resume[@]}" --force \
-    --overrides "{\"embedder\": {\"transformer\": {\"reading\": \"$reading\"}}, \"trainer\": {\"num_threads\": $THREADS${epochs:+, \"num_epochs\": $epochs}}}" \
-    > "$out.log" 2>&1
+  finished "docread_$1" && return
+  train_run "docread_$1" "${CONFIG[$config]}" "\"embedder\": {\"transformer\": {\"reading\": \"$reading\"}}, " \
+    "${epochs:+\"num_epochs\": $epochs, }"
   python scripts/bench_predict.py --serialization_dir "$out" --dataset "${DATASET[$config]}" --split test \
     --threads "$THREADS" --output_file "$out/predict.json" > /dev/null 2>> "$out.log"
 }

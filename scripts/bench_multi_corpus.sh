@@ -23,9 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ALL="ncbi jnlpba conll03 biomtl_200 biomtl_200_16 biomtl_300 biomtl_private biomtl_private_short biomtl_private_bio biomtl_private_bio_seed7 biomtl_private_bio_seed42 chain chain_hierarchical system_b ncbi_from_conll03 report"
-RUNS=${RUNS:-runs}
-THREADS=${THREADS:-1}
-export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
+source scripts/bench_common.sh
 declare -A CONFIG=(
   [ncbi]=configs/ner_ncbi.json [jnlpba]=configs/ner_jnlpba.json [conll03]=configs/ner_conll03_minilm_frozen.json
   [biomtl_200]=configs/biomtl.json [biomtl_300]=configs/biomtl.json [biomtl_private]=configs/biomtl.json [biomtl_private_short]=configs/biomtl.json [biomtl_private_bio]=configs/biomtl.json [chain]=configs/ner_pos_chunk_conll03.json [system_b]=configs/ner_conll03_system_b.json
@@ -45,25 +43,12 @@ epochs_done() {  # NAME: how many epochs its metrics.json records (0 before the 
   python -c "import json,sys; print(len(json.load(open(sys.argv[1]))['epochs']))" "$RUNS/$1/metrics.json" 2>/dev/null || echo 0
 }
 
-finished() {  # NAME: the run has its test metrics
-  local out="$RUNS/$1"
-  if [ -f "$out/metrics.json" ] && python -c "import json,sys; sys.exit('test' not in json.load(open('$out/metrics.json')))"; then
-    echo "$1: finished run in $out, kept"
-    return 0
-  fi
-  return 1
-}
-
 train() {  # NAME, or NAME_seedN
-  local out="$RUNS/$1" name="$1" seed=""
-  finished "$1" && return
+  local name="$1" seed=""
   if [[ $1 =~ ^(.+)_seed([0-9]+)$ ]]; then name=${BASH_REMATCH[1]}; seed="\"seed\": ${BASH_REMATCH[2]}, "; fi
-  local resume=()
-  [ -n "${INIT_FROM[$name]:-}" ] && resume=(--init_from "$RUNS/${INIT_FROM[$name]}")
-  [ -f "$out/last/trainer_state.pt" ] && resume=(--recover)
-  echo "$1: training ${CONFIG[$name]} into $out ${resume[*]:-}"
-  python train.py --config_file_path "${CONFIG[$name]}" --serialization_dir "$out" "${resume[@]}" --force \
-    --overrides "{$seed${OVERRIDES[$name]:-}\"trainer\": {\"num_threads\": $THREADS${EPOCHS[$name]:+, \"num_epochs\": ${EPOCHS[$name]}}}}" > "$out.log" 2>&1
+  local init=()
+  [ -n "${INIT_FROM[$name]:-}" ] && init=(--init_from "$RUNS/${INIT_FROM[$name]}")
+  train_run "$1" "${CONFIG[$name]}" "$seed${OVERRIDES[$name]:-}" "${EPOCHS[$name]:+\"num_epochs\": ${EPOCHS[$name]}, }" "${init[@]}"
 }
 
 longer() {  # NAME EPOCHS: continue a finished run to EPOCHS epochs (--recover; the linear decay restarts from there)
