@@ -7,6 +7,7 @@ Artefacts follow the Hugging Face layout: ``config.json``, ``labels.json``, ``mo
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from hmtl.registry import TASKS
 from hmtl.tasks.base import Instance, Task, TaskBatch
 
 WEIGHTS_FILE, CONFIG_FILE, LABELS_FILE = "model.safetensors", "config.json", "labels.json"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,7 +121,9 @@ class HierarchicalModel(nn.Module):
         sentences (a document) goes through the levels sentence by sentence."""
         base, mask = self.embedder([u.features for u in batch.units], batch.inputs)
         # every length comes from the units on the host: reading them back from the device would stall a GPU
-        sentence_lengths = [u.sentence_lengths or [u.features["length"]] for u in batch.units]
+        # (a document's empty sentences add no words: left out of the split)
+        sentence_lengths = [[n for n in u.sentence_lengths if n] if u.sentence_lengths else [u.features["length"]]
+                            for u in batch.units]
         by_sentence = any(len(lengths) > 1 for lengths in sentence_lengths)
         lengths = torch.tensor([n for unit in sentence_lengths for n in unit])  # one per unit, or per sentence
         level_base, level_mask = self._split_sentences(base, sentence_lengths, lengths) if by_sentence else (base, mask)
@@ -201,11 +206,17 @@ class HierarchicalModel(nn.Module):
         return tuple(instance.tokens), context, read
 
     def prepare(self, instances: list[Instance]) -> list[Instance]:
+        transformer, split = self.embedder.transformer, 0
         for instance in instances:
             if not instance.features:  # filled in place: instances of several tasks may share one features dict
                 instance.features.update(self.embedder.prepare(instance.tokens, instance.context, instance.read))
                 if "read" in instance.features:  # the units a document's reading fills in one go
                     instance.features["read"][0].units.append(instance.features)
+                split += (transformer is not None and instance.sentence_lengths is None
+                          and len(instance.features["subwords"]) > transformer.window)
+        if split:
+            logger.info("%d sentence(s) longer than the transformer's window of %d subwords: each read in overlapping "
+                        "windows", split, transformer.window)
         return instances
 
     @torch.no_grad()

@@ -52,7 +52,8 @@ for name in sys.argv[2:] or ["phee", "phee_ncbi", "ade", "ade_classifier", "ade_
 PY
 }
 
-for run in "${@:-$ALL}"; do
+[ $# -gt 0 ] || set -- $ALL
+for run in "$@"; do
   case "$run" in
     phee) train_run phee configs/events_phee.json "" "" ;;
     phee_ncbi) train_run phee_ncbi configs/events_phee_ncbi.json "" "" ;;

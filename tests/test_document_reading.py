@@ -79,3 +79,34 @@ def test_a_model_trained_reading_documents_evaluates_reading_sentences_too(tmp_p
                        "--overrides", json.dumps({"embedder": {"transformer": {"reading": reading}}})])
     assert json.loads((tmp_path / "document.json").read_text()) == test  # read as trained: the scores training had
     assert "tiny__ner_f1" in json.loads((tmp_path / "sentence.json").read_text())
+
+
+def test_a_document_with_empty_sentences_trains_and_decodes_in_both_reading_modes():
+    """Readers keep an empty sentence (a DyGIE line's ``[]``): it has no words to read, in either mode."""
+    document = Document("gaps", [["Ada", "wrote", "."], [], ["She", "ran", "."], []],
+                        entities=[Span(0, 1, "PER"), Span(3, 4, "PER")], clusters=[[Span(0, 1), Span(3, 4)]])
+    for reading in ("document", "sentence"):
+        config = parse_config(reading_config(reading, fine_tune=False))
+        model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+        for name, found in model.task_instances({"toy": [document]}).items():
+            batch = model.collate([(name, found)])
+            loss = model(batch)[name]
+            assert torch.isfinite(loss), (reading, name)
+            loss.backward()
+            model.decode_heads(batch)
+
+
+def test_a_sentence_longer_than_the_window_is_read_in_windows_and_logged(caplog):
+    words = [f"word{i}" for i in range(40)] + ["."]
+    document = Document("long", [words, ["Ada", "ran", "."]], entities=[Span(41, 42, "PER")])
+    for reading in ("document", "sentence"):
+        config = parse_config(four_task_config({"char_cnn": {"embedding_dim": 8, "num_filters": 8},
+                                                "transformer": {"path": "minilm", "reading": reading, "window": 32}}))
+        model = HierarchicalModel(config, build_labels(config, {"toy": [document]}))
+        caplog.clear()
+        with caplog.at_level("INFO", logger="hmtl.model"):
+            instances = model.task_instances({"toy": [document]})
+        assert "1 sentence(s) longer than the transformer's window of 32 subwords" in caplog.text, reading
+        batch = model.collate([("ner", instances["ner"])])
+        _, outputs, mask = model.encode(batch, 1)
+        assert mask[0].sum() == len(words) and outputs[0][0, : len(words)].abs().sum(-1).gt(0).all()  # every word a state
