@@ -181,6 +181,36 @@ def test_the_sentences_and_the_whole_document_share_one_reading(minilm):
         assert not torch.allclose(minilm([sentence_alone], num_words=5), second, atol=1e-2)
 
 
+def test_documents_read_in_groups_under_the_budget_give_the_states_of_one_read(minilm, monkeypatch):
+    from hmtl.modules import embedder as embedder_module
+
+    texts = [[["Ada", "Lovelace", "wrote", "notes", "."], ["She", "lived", "in", "London", "."]],
+             [["Babbage", "built", "the", "engine", "."]], [["Grace", "Hopper", "wrote", "a", "compiler", "."]]]
+
+    def sentence_states(budget: int) -> list[torch.Tensor]:
+        monkeypatch.setattr(embedder_module, "READ_BUDGET", budget)
+        units = []
+        for sentences in texts:
+            document, first = minilm.document(sentences), 0
+            for sentence in sentences:
+                units.append(minilm.prepare(sentence, read=(document, first)))
+                document.units.append(units[-1])
+                first += len(sentence)
+        calls = []
+        run = minilm._run
+        monkeypatch.setattr(minilm, "_run", lambda inputs, pad: calls.append(len(inputs)) or run(inputs, pad))
+        with torch.no_grad():
+            states = minilm(units, num_words=6)
+        monkeypatch.undo()
+        return calls, [states[b, : u["length"]] for b, u in enumerate(units)]
+
+    one_call, together = sentence_states(10_000)
+    three_calls, grouped = sentence_states(1)  # every document a group of its own
+    assert one_call == [3] and three_calls == [1, 1, 1]
+    # the same up to the cache's bf16 rounding (padding to another width moves the last fp32 bits)
+    assert all(torch.allclose(a, b, rtol=1e-2, atol=1e-2) for a, b in zip(together, grouped))
+
+
 def test_document_reading_with_sentence_context_is_a_config_error_naming_the_key():
     from hmtl.checks import parse_config
 

@@ -19,6 +19,7 @@ from hmtl.errors import ConfigError
 from hmtl.modules.named_encoders import resolve_transformer_path
 
 PAD, UNK = 0, 1
+READ_BUDGET = 8 * MAX_WINDOW_SUBWORDS  # subwords of documents read (and held in every layer) at once
 
 
 @lru_cache(maxsize=1)
@@ -339,14 +340,26 @@ class TransformerEmbedder(nn.Module):
 
     def _encode_documents(self, missing: list[dict]) -> dict[int, torch.Tensor]:
         """Read the documents of ``missing`` units whole and keep the word states of every unit that reads them
-        (those of this batch and the others): {id(features): (L, length, H)} of the units of this batch."""
-        if not missing:
-            return {}
+        (those of this batch and the others): {id(features): (L, length, H)} of the units of this batch. Documents
+        go through in groups of at most ``READ_BUDGET`` subwords: every layer of a group is held in fp32 at once,
+        and a batch of sentences from 16 long documents would otherwise hold them all (0.8 GB on GUM)."""
         if self.context:  # context reading: each unit with its own context subwords
             documents = {id(f): (f, [f]) for f in missing}
         else:
             documents = {id(f["read"][0]): (f, f["read"][0].units or [f]) for f in missing}
-        order = list(documents.values())
+        fresh, missing_ids, group, size = {}, {id(f) for f in missing}, [], 0
+        for f, units in documents.values():
+            read = len(f["subwords"]) if self.context else len(f["read"][0])
+            if group and size + read > READ_BUDGET:
+                self._encode_group(group, missing_ids, fresh)
+                group, size = [], 0
+            group.append((f, units))
+            size += read
+        if group:
+            self._encode_group(group, missing_ids, fresh)
+        return fresh
+
+    def _encode_group(self, order: list[tuple[dict, list[dict]]], missing_ids: set[int], fresh: dict) -> None:
         if self.context:
             layers = self._feature_states([f for f, _ in order])
             owners = self.owners([f for f, _ in order])
@@ -359,7 +372,6 @@ class TransformerEmbedder(nn.Module):
         dtype = torch.float32 if self.fine_tune else torch.bfloat16
         pooled = torch.stack([self.pool(layer.float(), owners.to(self.model.device), max(lengths)) for layer in layers])
         pooled = pooled.to(dtype).cpu()
-        fresh, missing_ids = {}, {id(f) for f in missing}
         for b, (f, units) in enumerate(order):
             for unit in units:
                 first = 0 if self.context else unit["read"][1]
@@ -367,7 +379,6 @@ class TransformerEmbedder(nn.Module):
                 unit["transformer_cache"] = (self.version, self._cache().put(kept))
                 if id(unit) in missing_ids:
                     fresh[id(unit)] = kept
-        return fresh
 
 
 def owner_tensor(owners: list[list[int]]) -> torch.Tensor:
