@@ -49,7 +49,7 @@ def config(**tasks):
 @pytest.mark.parametrize("options, message", [
     ({"threshold": 0.3}, "tasks.topic.options.threshold: Value error, a threshold applies to multi_label"),
     ({"multi_label": True, "threshold": 1.5}, "tasks.topic.options.threshold: Input should be less than 1"),
-    ({"pooling": "sum"}, "tasks.topic.options.pooling: Input should be 'mean' or 'max'"),
+    ({"pooling": "sum"}, "tasks.topic.options.pooling: Input should be 'mean', 'max' or 'attention'"),
 ])
 def test_options_are_checked_with_their_dotted_key(options, message):
     with pytest.raises(ConfigError) as error:
@@ -72,7 +72,7 @@ def test_missing_sentence_labels_are_one_line_errors_naming_where():
         evaluate(model, {"topic": unscored}, batch_size=4)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "attention"])
 def test_pooling_ignores_the_padding_of_a_longer_sentence_in_the_batch(pooling):
     torch.manual_seed(0)
     model_config = config(topic={"pooling": pooling})
@@ -108,9 +108,10 @@ def corpus(doc_id: str, rows) -> Document:
     return Document(doc_id, [tokens for tokens, _ in pairs], sentence_labels=[labels for _, labels in pairs])
 
 
-def test_single_and_multi_label_heads_learn_toy_corpora_and_score_held_out_sentences():
+@pytest.mark.parametrize("pooling", ["mean", "attention"])
+def test_single_and_multi_label_heads_learn_toy_corpora_and_score_held_out_sentences(pooling):
     torch.manual_seed(0)
-    model_config = config(topic={"hidden_size": 32}, tags={"multi_label": True, "pooling": "max", "hidden_size": 32})
+    model_config = config(topic={"hidden_size": 32, "pooling": pooling}, tags={"multi_label": True, "pooling": "max", "hidden_size": 32})
     people = PEOPLE[:3]
     topics = corpus("topics", [(p, f, None) for p in people for f in FOOD[:3]] + [(p, None, s) for p in people for s in SPORT[:3]])
     combinations = [(FOOD[0], SPORT[0]), (FOOD[1], None), (None, SPORT[1]), (FOOD[2], SPORT[2]), (FOOD[0], None),

@@ -47,7 +47,9 @@ class SentenceClassifier(Task):
         multi_label: bool = Field(default=False, description="a set of labels per sentence, a sigmoid each")
         threshold: float | None = Field(default=None, gt=0, lt=1, description=(
             "multi_label only: a label is predicted above this probability (default 0.5)"))
-        pooling: Literal["mean", "max"] = Field(default="mean", description="how the sentence's token states are pooled")
+        pooling: Literal["mean", "max", "attention"] = Field(default="mean", description=(
+            "how the sentence's token states are pooled: their mean, their max, or attention (a learned score per "
+            "token, softmax over the sentence: the words that decide the label weigh most)"))
         hidden_size: int = Field(default=150, ge=1, description="the feed-forward's hidden size")
         dropout: float = Field(default=0.3, ge=0, lt=1, description="dropout in the feed-forward")
 
@@ -65,6 +67,8 @@ class SentenceClassifier(Task):
             for ns, names in labels.items()
         })
         self.label_index = {ns: {label: i for i, label in enumerate(names)} for ns, names in labels.items()}
+        if self.options.pooling == "attention":
+            self.attention = nn.ModuleDict({ns: nn.Linear(input_dim, 1) for ns in labels})
 
     @classmethod
     def main_metrics(cls, options: "SentenceClassifier.Options") -> tuple[str, ...]:
@@ -116,6 +120,9 @@ class SentenceClassifier(Task):
         weights = mask.unsqueeze(-1).to(states.dtype)
         if self.options.pooling == "mean":
             pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1)
+        elif self.options.pooling == "attention":
+            scores = self.attention[ns](states).squeeze(-1).float().masked_fill(~mask, float("-inf"))
+            pooled = (scores.softmax(1).to(states.dtype).unsqueeze(-1) * states).sum(1)
         else:
             pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
         return self.classifiers[ns](pooled).float()
