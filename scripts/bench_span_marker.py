@@ -226,7 +226,7 @@ def _hmtl_worker(spec_path: str) -> None:
     predict_started = time.perf_counter()
     outputs = predictor.predict_many([[s["tokens"]] for s in test], namespaces=[NAMESPACE])
     predict_seconds = time.perf_counter() - predict_started
-    predictions = [[[m["start"], m["end"], m["label"]] for m in o[NAMESPACE].get("mentions", o[NAMESPACE].get("entities", []))]
+    predictions = [[[m["start"], m["end"], m["label"]] for m in o[NAMESPACE]["entities"]]
                    for o in outputs]
 
     epochs = []

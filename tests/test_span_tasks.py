@@ -4,7 +4,7 @@ import torch
 from hmtl.checks import parse_config
 from hmtl.data.document import Document, Relation, Span
 from hmtl.model import HierarchicalModel
-from hmtl.tasks.base import Instance
+from hmtl.tasks.base import Instance, span_json
 from hmtl.modules.spans import PairScorer, SpanExtractor, enumerate_spans, feedforward, pool_between, prune, span_count, span_tensor
 from hmtl.tasks.span_classifier import flat_decode
 from hmtl.training.evaluation import evaluate
@@ -155,6 +155,9 @@ def test_a_nested_head_decodes_nested_mentions_and_a_flat_one_the_best_of_overla
     metrics = evaluate(model, instances, batch_size=8)
     assert (metrics["toy__nested_precision"], metrics["toy__nested_recall"]) == (100.0, 100.0)
     assert (metrics["toy__flat_precision"], metrics["toy__flat_recall"]) == (100.0, 75.0)
+    ada = [Span(0, 1, "PER")]
+    assert model.tasks["flat"].export(ada, 0) == {"entities": [span_json(ada[0], 0)]}  # NER answers as the tagger
+    assert model.tasks["nested"].export(ada, 0) == {"mentions": [span_json(ada[0], 0)]}
 
 
 def test_levels_encode_a_document_sentence_by_sentence():

@@ -1,6 +1,6 @@
-"""Sentence classification from any level: the level's token states pooled over the sentence (mean or max), then a
-feed-forward to one label (softmax) or, with ``multi_label``, to a set of labels (an independent sigmoid per label,
-kept above ``threshold``). The gold is ``Document.sentence_labels``, which readers fill (``ade``)."""
+"""Sentence classification from any level: the level's token states pooled over the sentence (mean, max or
+attention), then a feed-forward to one label (softmax) or, with ``multi_label``, to a set of labels (an independent
+sigmoid per label, kept above ``threshold``). The gold is ``Document.sentence_labels``, which readers fill (``ade``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -190,7 +190,8 @@ class SpanClassifier(Task):
         return relabeled(prediction, [], mapping)[0]
 
     def export(self, prediction: list[Span], offset: int) -> dict[str, list]:
-        return {"mentions": [span_json(s, offset) for s in prediction]}
+        """A flat head is NER and answers ``entities``, as the tagger does; a nested one ``mentions``."""
+        return {"entities" if self.options.flat else "mentions": [span_json(s, offset) for s in prediction]}
 
     def new_scorer(self) -> SpanScorer:
         return SpanScorer()
