@@ -6,15 +6,16 @@
 #   bash scripts/bench_document_reading.sh RUN [RUN ...]      RUN: CONFIG_READING, e.g. conll03_document
 #   bash scripts/bench_document_reading.sh report             the table of every finished run
 #
-# CONFIG: conll03 (configs/ner_conll03_minilm_frozen.json), scierc, hmtl; READING: sentence or document; an
-# optional _eN suffix trains N epochs (e.g. scierc_document_e14). Runs go to ${RUNS:-runs}/docread_<RUN>; a
-# finished run (metrics.json with test metrics) is kept, an interrupted one resumed with --recover. ${THREADS:-1}
-# thread(s) per training, so two lanes share a 2-core machine (OMP_WAIT_POLICY=PASSIVE).
+# CONFIG: conll03 (configs/ner_conll03_minilm_frozen.json), scierc, hmtl, sample (the quick start's); READING:
+# sentence or document; an optional _eN suffix trains N epochs (e.g. scierc_document_e14). Runs go to
+# ${RUNS:-runs}/docread_<RUN>; a finished run (metrics.json with test metrics) is kept, an interrupted one resumed
+# with --recover. ${THREADS:-1} thread(s) per training, so two lanes share a 2-core machine (OMP_WAIT_POLICY=PASSIVE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench_common.sh
-declare -A CONFIG=([conll03]=configs/ner_conll03_minilm_frozen.json [scierc]=configs/scierc.json [hmtl]=configs/hmtl.json)
-declare -A DATASET=([conll03]=conll03 [scierc]=scierc [hmtl]=gum)  # whose test documents bench_predict.py reads
+declare -A CONFIG=([conll03]=configs/ner_conll03_minilm_frozen.json [scierc]=configs/scierc.json [hmtl]=configs/hmtl.json
+                   [sample]=configs/sample.json)
+declare -A DATASET=([conll03]=conll03 [scierc]=scierc [hmtl]=gum [sample]=sample)  # whose test documents bench_predict.py reads
 
 train() {  # CONFIG_READING[_eN]
   [[ $1 =~ ^([a-z0-9]+)_(sentence|document)(_e([0-9]+))?$ ]] || { echo "unknown run $1" >&2; exit 2; }
