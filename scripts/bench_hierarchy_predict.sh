@@ -24,10 +24,12 @@ export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 HMTL_DATA_DIR=${HMTL_DATA_DIR:-$
 mkdir -p "$out"
 [ -d "$code" ] || git worktree add --detach "$code" "$before" >/dev/null
 rm -rf "$out/before_model" && cp -r "$run/best" "$out/before_model"
-PYTHONPATH="$code" python - "$out/before_model/config.json" <<'PY'
+# run from the earlier code's folder: `python -` puts the working directory first on sys.path, where this
+# checkout's hmtl would shadow PYTHONPATH's
+(cd "$code" && python - "$OLDPWD/$out/before_model/config.json") <<'PY'
 import json, sys
 from pydantic import ValidationError
-from hmtl.config import Config  # the earlier code's (PYTHONPATH)
+from hmtl.config import Config  # the earlier code's (the working directory)
 path = sys.argv[1]
 config = json.load(open(path))
 try:
