@@ -205,16 +205,6 @@ def _hmtl_worker(spec_path: str) -> None:
     out = Path(spec["serialization_dir"])
     config = load_config(spec["config"], json.dumps(spec["overrides"]))
     trainer = Trainer(config, out, force=True)
-    train_seconds: list[float] = []
-    train_epoch = getattr(trainer, "_train_epoch", None)
-    if train_epoch is not None:  # the training steps alone (hmtl's epoch seconds include validation and checkpoints)
-        def timed(*a, **k):
-            started = time.perf_counter()
-            try:
-                return train_epoch(*a, **k)
-            finally:
-                train_seconds.append(time.perf_counter() - started)
-        trainer._train_epoch = timed
     started = time.perf_counter()
     own_test = trainer.train()
     total = time.perf_counter() - started
@@ -230,11 +220,11 @@ def _hmtl_worker(spec_path: str) -> None:
                    for o in outputs]
 
     epochs = []
-    for index, record in enumerate(metrics["epochs"]):
+    for record in metrics["epochs"]:
         epochs.append({"epoch": record["epoch"], "seconds": record["seconds"],
-                       "train_seconds": round(train_seconds[index], 2) if index < len(train_seconds) else None,
+                       "train_seconds": record["train_seconds"],
                        "validation_f1": round(record["validation"].get(f"{NAMESPACE}_f1", float("nan")), 2)})
-    trained = sum(train_seconds) if len(train_seconds) == len(epochs) else sum(e["seconds"] for e in epochs)
+    trained = sum(e["train_seconds"] for e in epochs)
     train_words = sum(len(s["tokens"]) for s in data["train"])
     import transformers
 
@@ -244,7 +234,6 @@ def _hmtl_worker(spec_path: str) -> None:
         "threads": torch.get_num_threads(),
         "device": str(trainer.device),
         "epochs": epochs,
-        "train_seconds_are_epoch_seconds": len(train_seconds) != len(epochs),
         "total_train_seconds": round(total, 2),
         "best_epoch": metrics.get("best_epoch"),
         "own_test_f1": round(own_test.get(f"{NAMESPACE}_f1", float("nan")), 2),

@@ -40,6 +40,8 @@ def test_training_writes_the_whole_story(tiny_ner_config, tmp_path):
     (test_f1,) = events.Scalars("test/tiny__ner_f1")  # the test metrics beside the curves, at the best epoch
     assert (test_f1.step, round(test_f1.value, 4)) == (metrics["best_epoch"], round(test["tiny__ner_f1"], 4))
     assert len(metrics["epochs"]) == 3 and metrics["test"] == test and "best_epoch" in metrics
+    # each epoch's training steps alone, and the epoch with its validation and checkpoint
+    assert all(0 < e["train_seconds"] <= e["seconds"] for e in metrics["epochs"])
     model = load_model(out)
     layers, mask = model.encode_layers([["Ada", "lived", "in", "Paris"]])
     assert set(layers) == {"embedder", "low"} and layers["low"].shape[:2] == mask.shape

@@ -486,6 +486,7 @@ class Trainer:
         while self.epoch < trainer.num_epochs and self.bad_epochs < trainer.patience:
             started = time.perf_counter() - (self.resume_epoch or {}).get("seconds", 0.0)
             train_losses, task_steps = self._train_epoch(writer, started)
+            trained = time.perf_counter() - started
             self.epoch += 1
             validation = self.dist.run_on_main(  # rank 0 alone, on the whole split: a single process's metrics
                 lambda: self._evaluate(self.model, "validation"))
@@ -503,7 +504,8 @@ class Trainer:
                 self.bad_epochs += 1
             record = {
                 "epoch": self.epoch,
-                "seconds": round(time.perf_counter() - started, 1),
+                "seconds": round(time.perf_counter() - started, 1),  # validation and checkpoint included
+                "train_seconds": round(trained, 1),  # the training steps alone
                 "peak_memory_mb": peak_memory_mb(),
                 "peak_gpu_memory_mb": peak_gpu_memory_mb(self.device),
                 "updates": self.updates,  # optimizer steps so far: HMTL's "updates to the best dev score"
