@@ -96,12 +96,16 @@ def evaluate_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto", help="auto (a GPU when there is one, else the CPU), cpu, cuda or cuda:N")
     parser.add_argument("--overrides", default=None,
                         help='JSON merged over the model\'s config for inference, e.g. \'{"embedder": {"transformer": {"context": 64}}}\'')
+    parser.add_argument("--tune", action="store_true",
+                        help="first let the heads that tune decision settings choose them on the validation split, as "
+                             "training does at its end (a classifier's options.tune_thresholds; for a model trained "
+                             "without it, turn it on with --overrides); the saved model is not changed")
     args = parser.parse_args(argv)
 
     def main() -> None:
         from hmtl.data.loading import label_mapping, read_split
         from hmtl.model import load_model
-        from hmtl.training.evaluation import evaluate, log_unreachable, unknown_gold_types
+        from hmtl.training.evaluation import evaluate, log_unreachable, tune, unknown_gold_types
 
         if args.batch_size < 1:
             raise HmtlError(f"--batch_size: expected a positive number of instances, got {args.batch_size}")
@@ -140,6 +144,13 @@ def evaluate_main(argv: list[str] | None = None) -> None:
         else:
             dataset_configs = {d: config.data[d] for t in config.tasks for d in t.datasets if not task_name or d == dataset}
             documents = {d: read_split(d, dataset_config, "test") for d, dataset_config in dataset_configs.items()}
+        if args.tune:
+            validation = {d: read_split(d, config.data[d], "validation") for d in dataset_configs}
+            chosen = tune(model, model.task_instances(validation), args.batch_size)
+            if not chosen:
+                raise HmtlError("--tune: nothing was tuned: no head of this model tunes decision settings (set a "
+                                "classifier's options.tune_thresholds with --overrides), or no validation split")
+            print(f"chosen on the validation split: {json.dumps(chosen)}")
         instances = model.task_instances(documents)
         if task_name:
             instances = {task_name: [i for i in instances.get(task_name, []) if i.namespace == args.namespace]}

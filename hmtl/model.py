@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -83,6 +84,13 @@ class HierarchicalModel(nn.Module):
 
     def task(self, name: str) -> Task:
         return self.tasks[name]
+
+    def tune(self, name: str, decoded: dict[str, list[tuple[Any, Instance]]]) -> dict[str, Any]:
+        """Task ``name`` chooses its decision settings on validation predictions (``Task.tune``); they go into the
+        config, so a saved model decides as the tuned one does."""
+        options = self.tasks[name].tune(decoded)
+        next(t for t in self.config.tasks if t.name == name).options.update(options)
+        return options
 
     def namespaces(self) -> list[str]:
         """Every head's label namespace, ``<dataset>__<task>``."""

@@ -8,6 +8,9 @@
 # ade           ADE: sentence classification over every sentence, NER and relations on the annotated ones
 #               (configs/ade.json), and ade_classifier / ade_ner / ade_relation: each of its tasks alone, same
 #               encoder and levels
+# ade_tuned, ade_classifier_tuned
+#               that finished run's best model tested with its classifier's threshold chosen on dev
+#               (evaluate.py --tune, what the option tune_thresholds does at the end of training): $RUNS/<run>.json
 # sampling_S    configs/biomtl.json with sampler S (uniform, proportional, temperature, annealed) for
 #               ${SAMPLING_EPOCHS:-5} epochs
 # report        the tables: test figures, best epoch, seconds per epoch, and each group's share of the steps
@@ -20,6 +23,18 @@ ALL="phee ade ade_classifier ade_ner ade_relation phee_ncbi sampling_uniform sam
 
 alone() {  # TASK: configs/ade.json's task TASK and nothing else (no chain)
   python -c "import json,sys; tasks=[t for t in json.load(open('configs/ade.json'))['tasks'] if t['name']==sys.argv[1]]; print(json.dumps({'tasks': tasks, 'chain': None})[1:-1] + ', ')" "$1"
+}
+
+tuned() {  # RUN: evaluate.py --tune on $RUNS/RUN, its classifiers' tune_thresholds turned on
+  [ -f "$RUNS/${1}_tuned.json" ] && { echo "${1}_tuned: $RUNS/${1}_tuned.json kept"; return; }
+  python evaluate.py --serialization_dir "$RUNS/$1" --tune --output_file "$RUNS/${1}_tuned.json" \
+    --overrides "$(python -c "
+import json, sys
+tasks = json.load(open(sys.argv[1]))['tasks']
+for task in tasks:
+    if task['type'] == 'classifier':
+        task['options']['tune_thresholds'] = True
+print(json.dumps({'tasks': tasks}))" "$RUNS/$1/best/config.json")"
 }
 
 report() {
@@ -58,6 +73,7 @@ for run in "$@"; do
     phee) train_run phee configs/events_phee.json "" "" ;;
     phee_ncbi) train_run phee_ncbi configs/events_phee_ncbi.json "" "" ;;
     ade) train_run ade configs/ade.json "" "" ;;
+    ade_tuned|ade_classifier_tuned) tuned "${run%_tuned}" ;;
     ade_classifier|ade_ner|ade_relation) train_run "$run" configs/ade.json "$(alone "${run#ade_}")" "" ;;
     sampling_*) train_run "$run" configs/biomtl.json "\"sampler\": {\"type\": \"${run#sampling_}\"}, " \
                   "\"num_epochs\": ${SAMPLING_EPOCHS:-5}, " ;;

@@ -1,5 +1,7 @@
 """The sentence classifier: its scores on hand-computed cases, its options and one-line errors, pooling that ignores
 padding, learning toy corpora (single- and multi-label) and scoring held-out sentences, and its prediction output."""
+import json
+
 import pytest
 import torch
 
@@ -149,3 +151,100 @@ def test_predicted_sentence_labels_come_with_their_probabilities():
         assert found["labels"] == [max(probabilities, key=probabilities.get)]
     for found in multi:
         assert found["labels"] == [label for label, p in found["probabilities"].items() if p > 0.2]
+
+
+def scored(task, ns, rows):
+    """(prediction, instance) pairs of sentences whose probability of the first label is p and whose gold is gold."""
+    from hmtl.tasks.base import Instance
+    from hmtl.tasks.classifier import SentencePrediction
+
+    names = task.labels[ns]
+    pairs = []
+    for index, (probabilities, gold) in enumerate(rows):
+        prediction = SentencePrediction(index, (), dict(zip(names, probabilities)))
+        pairs.append((prediction, Instance(["x"], ns, gold, source=("d", index))))
+    return pairs
+
+
+def test_tuning_chooses_the_threshold_of_the_best_validation_score_and_decides_with_it():
+    model_config = config(ade={"tune_thresholds": True}, tags={"multi_label": True, "tune_thresholds": True})
+    labelled = {"ade": [Document("a", [["x"], ["y"]], sentence_labels=[["ADE"], ["NEG"]])],
+                "tags": [Document("t", [["x"]], sentence_labels=[["a", "b"]])]}
+    model = HierarchicalModel(model_config, build_labels(model_config, labelled))
+    single, multi = model.task("ade"), model.task("tags")
+    assert single.tunes and multi.tunes
+    # ADE at p(ADE) 0.65, 0.8, 0.9 and NEG at 0.2, 0.55, 0.6: every threshold in (0.60, 0.65] separates them; of
+    # those, 0.61 is nearest 0.5. At 0.5 two NEG sentences would be called ADE.
+    rows = [((p, 1 - p), ["ADE"]) for p in (0.65, 0.8, 0.9)] + [((p, 1 - p), ["NEG"]) for p in (0.2, 0.55, 0.6)]
+    assert model.tune("ade", {"ade__ade": scored(single, "ade__ade", rows)}) == {"thresholds": {"ade": {"ADE": 0.61}}}
+    assert single.options.thresholds == {"ade": {"ADE": 0.61}}
+    assert next(t for t in model.config.tasks if t.name == "ade").options["thresholds"] == {"ade": {"ADE": 0.61}}
+    assert single._choose({"ADE": 0.62, "NEG": 0.38}, {"ADE": 0.61}) == ("ADE",)
+    assert single._choose({"ADE": 0.6, "NEG": 0.4}, {"ADE": 0.61}) == ("NEG",)
+    # multi-label (a label above its threshold), each label its own: a is gold at 0.3 and 0.9, not at 0.2 and 0.1,
+    # so t in [0.2, 0.3) is perfect (0.29); b is gold at 0.7, 0.4 and 0.9, not at 0.45: below 0.4 all four are
+    # called (F1 6/7), from 0.45 the 0.4 one is missed (F1 4/5), so 0.39
+    rows = [((0.3, 0.7), ["a", "b"]), ((0.2, 0.4), ["b"]), ((0.1, 0.45), []), ((0.9, 0.9), ["a", "b"])]
+    chosen = model.tune("tags", {"tags__tags": scored(multi, "tags__tags", rows)})["thresholds"]["tags"]
+    assert chosen["a"] == 0.29 and chosen["b"] == 0.39
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"thresholds": {"other": {"ADE": 0.5}}}, "tasks.ade.options.thresholds.other: not a dataset of this task (ade)"),
+    ({"thresholds": {"ade": {"ADR": 0.5}}}, "tasks.ade.options.thresholds.ade: unknown labels ['ADR']; the head has"),
+    ({"thresholds": {"ade": {"ADE": 0.5, "NEG": 0.5}}}, "a single-label head takes one threshold and only between"),
+    ({"thresholds": {"ade": {"ADE": 1.0}}}, "tasks.ade.options.thresholds: Value error, ade.ADE: a threshold is a "
+                                            "probability between 0 and 1, got 1.0"),
+])
+def test_thresholds_are_checked_with_their_dotted_key(options, message):
+    labelled = {"ade": [Document("a", [["x"], ["y"]], sentence_labels=[["ADE"], ["NEG"]])]}
+    with pytest.raises(ConfigError) as error:  # the value's range with the config, the labels when the head is built
+        model_config = config(ade=options)
+        HierarchicalModel(model_config, build_labels(model_config, labelled))
+    assert message in str(error.value)
+
+
+def test_a_single_label_head_of_three_labels_refuses_to_tune():
+    model_config = config(topic={"tune_thresholds": True})
+    labelled = {"topic": [Document("a", [["x"], ["y"], ["z"]], sentence_labels=[["a"], ["b"], ["c"]])]}
+    with pytest.raises(ConfigError, match="tasks.topic.options.tune_thresholds: a single-label head tunes a threshold "
+                                          "between two labels only; topic__topic has 3"):
+        HierarchicalModel(model_config, build_labels(model_config, labelled))
+
+
+def test_training_tunes_the_threshold_on_validation_and_the_saved_model_decides_with_it(tmp_path, capsys):
+    from hmtl.cli import evaluate_main
+    from hmtl.model import load_model
+    from hmtl.training.trainer import Trainer
+
+    ae = "".join(f"{i}|Rash after {drug}.|Rash|0|4|{drug}|11|{11 + len(drug)}\n"
+                 for i, drug in enumerate(["heparin", "aspirin", "insulin", "codeine"]))
+    neg = "".join(f"{i + 10} NEG {drug} is widely used.\n" for i, drug in enumerate(["Heparin", "Aspirin", "Insulin"]))
+    for split in ("train", "dev", "test"):
+        (tmp_path / split).mkdir()
+        (tmp_path / split / "DRUG-AE.rel").write_text(ae)
+        (tmp_path / split / "DRUG-DOSE.rel").write_text("")
+        (tmp_path / split / "ADE-NEG.txt").write_text(neg)
+    raw = config(ade={"tune_thresholds": True}).model_dump()
+    raw["data"]["ade"].update({"train": str(tmp_path / "train"), "validation": str(tmp_path / "dev"),
+                               "test": str(tmp_path / "test")})
+    raw["trainer"].update({"num_epochs": 2, "batch_size": 4})
+    out = tmp_path / "run"
+    Trainer(parse_config(raw), out).train()
+    model = load_model(out / "best")
+    (threshold,) = model.task("ade").options.thresholds["ade"].values()
+    assert 0 < threshold < 1 and list(model.task("ade").options.thresholds["ade"]) == ["ADE"]
+    assert json.loads((out / "best" / "config.json").read_text())["tasks"][0]["options"]["thresholds"] == {
+        "ade": {"ADE": threshold}}
+    # evaluate.py --tune chooses again on the same weights and split: the same threshold; without a head that
+    # tunes, a one-line error
+    evaluate_main(["--serialization_dir", str(out), "--tune", "--device", "cpu"])
+    assert f'chosen on the validation split: {{"ade": {{"thresholds": {{"ade": {{"ADE": {threshold}}}}}}}}}' in \
+        capsys.readouterr().out
+    saved = json.loads((out / "best" / "config.json").read_text())["tasks"]
+    saved[0]["options"]["tune_thresholds"] = False
+    with pytest.raises(SystemExit):
+        evaluate_main(["--serialization_dir", str(out), "--tune", "--overrides", json.dumps({"tasks": saved})])
+    assert capsys.readouterr().err.strip() == ("error: --tune: nothing was tuned: no head of this model tunes "
+                                               "decision settings (set a classifier's options.tune_thresholds with "
+                                               "--overrides), or no validation split")

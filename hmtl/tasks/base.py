@@ -176,6 +176,16 @@ class Task(nn.Module):
         """A fresh metric accumulator with ``update(predictions, batch)`` and ``compute() -> dict``."""
         raise NotImplementedError
 
+    @property
+    def tunes(self) -> bool:
+        """Whether the head chooses decision settings on validation predictions after training (``tune``)."""
+        return False
+
+    def tune(self, decoded: dict[str, list[tuple[Any, Instance]]]) -> dict[str, Any]:
+        """Options chosen from the validation predictions (per namespace, (prediction, instance) pairs) and set
+        on the head; returned so that the model's config, which is saved with it, carries them."""
+        return {}
+
     def summarize(self, per_namespace: dict[str, dict[str, float]]) -> dict[str, float]:
         """Flatten to ``<namespace>_<metric>`` plus ``MEAN__<task>_<metric>`` across this task's namespaces."""
         flat = {f"{ns}_{key}": value for ns, metrics in per_namespace.items() for key, value in metrics.items()}

@@ -1,6 +1,8 @@
 """Sentence classification from any level: the level's token states pooled over the sentence (mean, max or
 attention), then a feed-forward to one label (softmax) or, with ``multi_label``, to a set of labels (an independent
-sigmoid per label, kept above ``threshold``). The gold is ``Document.sentence_labels``, which readers fill (``ade``)."""
+sigmoid per label, kept above ``threshold``). Decision thresholds can be chosen on the validation split after
+training (``tune_thresholds``): a class the loss does not weigh as the metric does, or a head trained beside other
+tasks, is often better decided away from 0.5. The gold is ``Document.sentence_labels``, which readers fill (``ade``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,6 +49,13 @@ class SentenceClassifier(Task):
         multi_label: bool = Field(default=False, description="a set of labels per sentence, a sigmoid each")
         threshold: float | None = Field(default=None, gt=0, lt=1, description=(
             "multi_label only: a label is predicted above this probability (default 0.5)"))
+        thresholds: dict[str, dict[str, float]] = Field(default_factory=dict, description=(
+            "per dataset, decision thresholds by label: multi_label, a label is predicted above its own; with two "
+            "labels, one label is predicted when its probability reaches its threshold, else the other (what "
+            "tune_thresholds writes)"))
+        tune_thresholds: bool = Field(default=False, description=(
+            "after training, choose the thresholds on the validation split (two labels: the best macro F1; "
+            "multi_label: each label's best F1) and save them in the model's config as thresholds"))
         pooling: Literal["mean", "max", "attention"] = Field(default="mean", description=(
             "how the sentence's token states are pooled: their mean, their max, or attention (a learned score per "
             "token, softmax over the sentence: the words that decide the label weigh most)"))
@@ -60,6 +69,16 @@ class SentenceClassifier(Task):
                 raise ValueError("a threshold applies to multi_label classification only; set multi_label to true")
             return value
 
+        @field_validator("thresholds")
+        @classmethod
+        def _probabilities(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+            for dataset, by_label in value.items():
+                for label, threshold in by_label.items():
+                    if not 0 < threshold < 1:
+                        raise ValueError(f"{dataset}.{label}: a threshold is a probability between 0 and 1, "
+                                         f"got {threshold}")
+            return value
+
     def __init__(self, config: TaskConfig, input_dim: int, labels: dict[str, list[str]]):
         super().__init__(config, input_dim, labels)
         self.classifiers = nn.ModuleDict({
@@ -69,6 +88,27 @@ class SentenceClassifier(Task):
         self.label_index = {ns: {label: i for i, label in enumerate(names)} for ns, names in labels.items()}
         if self.options.pooling == "attention":
             self.attention = nn.ModuleDict({ns: nn.Linear(input_dim, 1) for ns in labels})
+        self._check_thresholds(config.name)
+
+    def _check_thresholds(self, task: str) -> None:
+        """Thresholds name this task's datasets and their labels; a single-label head decides by a threshold
+        between two labels only, with one of them thresholded."""
+        key = f"tasks.{task}.options.thresholds"
+        for dataset, by_label in self.options.thresholds.items():
+            if dataset not in self.datasets:
+                raise ConfigError(f"{key}.{dataset}: not a dataset of this task ({', '.join(self.datasets)})")
+            names = self.labels[namespace(dataset, task)]
+            unknown = sorted(set(by_label) - set(names))
+            if unknown:
+                raise ConfigError(f"{key}.{dataset}: unknown labels {unknown}; the head has {names}")
+            if not self.options.multi_label and (len(names) != 2 or len(by_label) != 1):
+                raise ConfigError(f"{key}.{dataset}: a single-label head takes one threshold and only between two "
+                                  f"labels; it has {len(names)} labels and {len(by_label)} thresholds")
+        if self.options.tune_thresholds and not self.options.multi_label:
+            many = {ns: len(names) for ns, names in self.labels.items() if len(names) != 2}
+            if many:
+                raise ConfigError(f"tasks.{task}.options.tune_thresholds: a single-label head tunes a threshold "
+                                  f"between two labels only; {', '.join(f'{ns} has {n}' for ns, n in many.items())}")
 
     @classmethod
     def main_metrics(cls, options: "SentenceClassifier.Options") -> tuple[str, ...]:
@@ -137,15 +177,46 @@ class SentenceClassifier(Task):
         logits = self._logits(states, mask, batch.namespace)
         probabilities = (logits.sigmoid() if self.options.multi_label else logits.softmax(-1)).cpu().tolist()
         names = self.labels[batch.namespace]
-        threshold = self.options.threshold or 0.5
-        predictions = []
-        for instance, row in zip(batch.instances, probabilities):
+        thresholds = self.options.thresholds.get(split_namespace(batch.namespace)[0], {})
+        return [SentencePrediction(instance.source[1], self._choose(dict(zip(names, row)), thresholds),
+                                   dict(zip(names, row)))
+                for instance, row in zip(batch.instances, probabilities)]
+
+    def _choose(self, probabilities: dict[str, float], thresholds: dict[str, float]) -> tuple[str, ...]:
+        if self.options.multi_label:
+            default = self.options.threshold or 0.5
+            return tuple(label for label, p in probabilities.items() if p > thresholds.get(label, default))
+        if thresholds:  # two labels, one threshold (checked at construction)
+            ((label, threshold),) = thresholds.items()
+            other = next(name for name in probabilities if name != label)
+            return (label if probabilities[label] >= threshold else other,)
+        return (max(probabilities, key=probabilities.__getitem__),)
+
+    @property
+    def tunes(self) -> bool:
+        return self.options.tune_thresholds
+
+    def tune(self, decoded: dict[str, list[tuple[SentencePrediction, Instance]]]) -> dict[str, dict]:
+        """Per dataset, the thresholds (0.01 ... 0.99) with the best validation score: two labels, the first's
+        threshold by macro F1; multi_label, each label's by its own F1. A tie goes to the threshold nearest 0.5."""
+        candidates = sorted((t / 100 for t in range(1, 100)), key=lambda t: abs(t - 0.5))
+        thresholds = dict(self.options.thresholds)
+        for ns, pairs in decoded.items():
+            names = self.labels[ns]
+
+            def score(settings: dict[str, float], metric: str) -> float:
+                scores = ClassificationScores(self.options.multi_label)
+                for prediction, instance in pairs:
+                    scores.update(self._choose(prediction.probabilities, settings), instance.target)
+                return scores.compute().get(metric, 0.0)
+
             if self.options.multi_label:
-                chosen = tuple(label for label, p in zip(names, row) if p > threshold)
+                chosen = {label: max(candidates, key=lambda t: score({label: t}, f"f1_{label}")) for label in names}
             else:
-                chosen = (names[max(range(len(row)), key=row.__getitem__)],)
-            predictions.append(SentencePrediction(instance.source[1], chosen, dict(zip(names, row))))
-        return predictions
+                chosen = {names[0]: max(candidates, key=lambda t: score({names[0]: t}, "macro_f1"))}
+            thresholds[split_namespace(ns)[0]] = chosen
+        self.options = self.options.model_copy(update={"thresholds": thresholds})
+        return {"thresholds": thresholds}
 
     def export(self, prediction: SentencePrediction, offset: int) -> dict[str, list]:
         return {"sentence_labels": [{"sentence": prediction.sentence, "labels": list(prediction.labels),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from statistics import mean
-from typing import Callable
+from typing import Callable, Iterator
 
 from tqdm import tqdm
 
@@ -13,6 +13,30 @@ from hmtl.tasks.base import Instance
 from hmtl.training.batching import collated, make_batches
 
 logger = logging.getLogger(__name__)
+
+
+def decoded(
+    model: HierarchicalModel,
+    instances: dict[str, list[Instance]],
+    batch_size: int,
+    description: str,
+    num_workers: int = 0,
+) -> Iterator[tuple[str, str, list, list[Instance]]]:
+    """Every batch of every task decoded, in eval mode and the precision the model trains in
+    (``inference_precision``): (task name, namespace, predictions, the batch's instances)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with model.inference_precision():
+            for task_name, task_instances in instances.items():
+                task = model.task(task_name)
+                batches = [[(task_name, batch)] for batch in make_batches(task_instances, task.batch_size(batch_size))]
+                for batch in tqdm(collated(model, batches, num_workers), total=len(batches),
+                                  desc=f"{description} {task_name}", leave=False, disable=None):
+                    head = batch.heads[0][1]
+                    yield task_name, head.namespace, model.decode_heads(batch)[0], head.instances
+    finally:
+        model.train(was_training)
 
 
 def evaluate(
@@ -25,32 +49,39 @@ def evaluate(
 ) -> dict[str, float]:
     """Metrics of every task on its instances (on the model's device): ``<namespace>_<metric>``,
     ``MEAN__<task>_<metric>``, and ``MEAN__all``, the mean of each task's main metric (the first of its
-    ``metric_names``), for model selection. Runs in the precision the model trains in (``inference_precision``).
-    ``relabel``: per namespace, the type mapping its predictions go through before they are scored, the one its
-    gold was read with (evaluate.py's ``--label_map`` / ``--keep_labels``): a type left out of the gold must be
-    left out of the predictions too, or every prediction of it is a false positive."""
+    ``metric_names``), for model selection. ``relabel``: per namespace, the type mapping its predictions go through
+    before they are scored, the one its gold was read with (evaluate.py's ``--label_map`` / ``--keep_labels``): a
+    type left out of the gold must be left out of the predictions too, or every prediction of it is a false
+    positive."""
     relabel = relabel or {}
-    was_training = model.training
-    model.eval()
+    scorers = {name: {ns: model.task(name).new_scorer() for ns in model.task(name).namespaces} for name in instances}
+    for task_name, ns, predictions, batch in decoded(model, instances, batch_size, description, num_workers):
+        if ns in relabel:
+            predictions = [model.task(task_name).relabel(p, relabel[ns]) for p in predictions]
+        scorers[task_name][ns].update(predictions, batch)
     metrics: dict[str, float] = {}
-    with model.inference_precision():
-        for task_name, task_instances in instances.items():
-            task = model.task(task_name)
-            scorers = {ns: task.new_scorer() for ns in task.namespaces}
-            batches = [[(task_name, batch)] for batch in make_batches(task_instances, task.batch_size(batch_size))]
-            for batch in tqdm(collated(model, batches, num_workers), total=len(batches), desc=f"{description} {task_name}",
-                              leave=False, disable=None):
-                head = batch.heads[0][1]
-                predictions = model.decode_heads(batch)[0]
-                if head.namespace in relabel:
-                    predictions = [task.relabel(p, relabel[head.namespace]) for p in predictions]
-                scorers[head.namespace].update(predictions, head.instances)
-            present = {instance.namespace for instance in task_instances}
-            metrics.update(task.summarize({ns: s.compute() for ns, s in scorers.items() if ns in present}))
-    model.train(was_training)
+    for task_name, task_instances in instances.items():
+        present = {instance.namespace for instance in task_instances}
+        metrics.update(model.task(task_name).summarize(
+            {ns: s.compute() for ns, s in scorers[task_name].items() if ns in present}))
     main = [metrics[f"MEAN__{name}_{model.task(name).metric_names[0]}"] for name in instances]
     metrics["MEAN__all"] = mean(main)
     return metrics
+
+
+def tune(model: HierarchicalModel, instances: dict[str, list[Instance]], batch_size: int,
+         num_workers: int = 0) -> dict[str, dict]:
+    """The heads that tune decision settings (``Task.tunes``, e.g. a classifier's ``tune_thresholds``) choose
+    them on ``instances`` (the validation split); returns the chosen options per task, now in the model's config."""
+    names = [name for name, found in instances.items() if found and model.task(name).tunes]
+    pairs: dict[str, dict[str, list]] = {name: defaultdict(list) for name in names}
+    for task_name, ns, predictions, batch in decoded(model, {n: instances[n] for n in names}, batch_size, "tuning",
+                                                      num_workers):
+        pairs[task_name][ns].extend(zip(predictions, batch))
+    chosen = {name: model.tune(name, dict(pairs[name])) for name in names}
+    for name, options in chosen.items():
+        logger.info("%s: chosen on the validation split: %s", name, options)
+    return chosen
 
 
 def unknown_gold_types(model: HierarchicalModel, documents: dict[str, list]) -> dict[str, dict[str, int]]:

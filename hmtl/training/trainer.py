@@ -40,8 +40,8 @@ from hmtl.registry import TASKS
 from hmtl.tracking import Tracker, make_tracker
 from hmtl.training import distributed
 from hmtl.training.batching import collated, group_batches
-from hmtl.training.evaluation import evaluate, log_unreachable
-from hmtl.training.samplers import SAMPLERS, task_probabilities, task_schedule
+from hmtl.training.evaluation import evaluate, log_unreachable, tune
+from hmtl.training.samplers import task_probabilities, task_schedule
 
 logger = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.pt"
@@ -254,7 +254,6 @@ class Trainer:
         self.dir = Path(serialization_dir)
         self.recover = recover
         self.metric_name, self.metric_sign = parse_validation_metric(config.trainer.validation_metric)
-        SAMPLERS.get(config.sampler.type, "sampler.type")
         self.dist.run_on_main(lambda: self._prepare_directory(force))
         try:
             if recover:
@@ -641,6 +640,8 @@ class Trainer:
         # the best weights into the training model: a second model would hold a second copy of GloVe and the
         # transformer (and an empty state cache) in memory; the training is over, so nothing needs the last weights
         self.model.load_weights(self.dir / "best")
+        if tune(self.model, self.instances["validation"], self.config.trainer.batch_size, self.config.trainer.num_workers):
+            atomic_save(self.model.save_pretrained, self.dir / "best")  # the chosen settings in its config
         test = self._evaluate(self.model, "test") if self.instances["test"] else {}
         best_epoch = self._write_metrics(test).get("best_epoch", self.epoch)
         from torch.utils.tensorboard import SummaryWriter
