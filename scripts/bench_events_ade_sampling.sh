@@ -44,13 +44,13 @@ from pathlib import Path
 
 KEYS = ("trig_id_f1", "trig_class_f1", "arg_id_f1", "arg_class_f1", "ner_f1", "relation_strict_micro_f1",
         "relation_strict_macro_f1", "classifier_f1_ADE", "classifier_accuracy", "classifier_macro_f1")
-print("| run | best epoch | test | median s/epoch (first) | peak RSS GiB | share of steps |")
-print("|---|---|---|---|---|---|")
+print("| run | best epoch | updates to best | test | median s/epoch (first) | peak RSS GiB | share of steps |")
+print("|---|---|---|---|---|---|---|")
 for name in sys.argv[2:] or ["phee", "phee_ncbi", "ade", "ade_classifier", "ade_ner", "ade_relation",
                             "sampling_uniform", "sampling_proportional", "sampling_temperature", "sampling_annealed"]:
     path = Path(sys.argv[1]) / name / "metrics.json"
     if not path.exists() or "test" not in json.loads(path.read_text()):
-        print(f"| {name} | not finished | | | | |")
+        print(f"| {name} | not finished | | | | | |")
         continue
     summary = json.loads(path.read_text())
     epochs = summary["epochs"]
@@ -61,7 +61,8 @@ for name in sys.argv[2:] or ["phee", "phee_ncbi", "ade", "ade_classifier", "ade_
             steps[group] = steps.get(group, 0) + n
     total = sum(steps.values())
     share = ", ".join(f"{group} {100 * n / total:.0f}%" for group, n in steps.items())
-    print(f"| {name} | {summary['best_epoch']}/{len(epochs)} | {json.dumps(test)} | "
+    print(f"| {name} | {summary['best_epoch']}/{len(epochs)} | {epochs[summary['best_epoch'] - 1]['updates']} | "
+          f"{json.dumps(test)} | "
           f"{statistics.median(e['seconds'] for e in epochs[1:] or epochs):.0f} ({epochs[0]['seconds']:.0f}) | "
           f"{max(e['peak_memory_mb'] for e in epochs) / 1024:.1f} | {share} |")
 PY
