@@ -1,5 +1,4 @@
 """Devices, mixed precision and collation ahead of the model (DataLoader workers)."""
-import inspect
 import json
 import subprocess
 import sys
@@ -115,8 +114,8 @@ class FactoryCalls(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in self.FACTORIES and "device" not in kwargs:
-            caller = inspect.stack()[1]
-            self.sites.add(f"{caller.filename.rsplit('/hmtl/', 1)[-1]}:{caller.function}")
+            caller = sys._getframe(1).f_code
+            self.sites.add(f"{caller.co_filename.rsplit('/hmtl/', 1)[-1]}:{caller.co_name}")
         return func(*args, **kwargs)
 
 
@@ -158,11 +157,13 @@ class HostReads(TorchFunctionMode):
         self.sites = set()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        stack = inspect.stack()[1:]
-        if func in self.READS and not stack[0].filename.endswith("nn/utils/rnn.py"):  # packing: lengths on the host
-            caller = next((frame for frame in stack if "/hmtl/" in frame.filename), None)
-            if caller is not None:
-                self.sites.add(f"{caller.filename.rsplit('/hmtl/', 1)[-1]}:{caller.function}")
+        if func in self.READS:  # the stack only then: walking it on every torch call made this test take minutes
+            frame = sys._getframe(1)
+            if not frame.f_code.co_filename.endswith("nn/utils/rnn.py"):  # packing: lengths on the host
+                while frame is not None and "/hmtl/" not in frame.f_code.co_filename:
+                    frame = frame.f_back
+                if frame is not None:
+                    self.sites.add(f"{frame.f_code.co_filename.rsplit('/hmtl/', 1)[-1]}:{frame.f_code.co_name}")
         return func(*args, **(kwargs or {}))
 
 
