@@ -59,7 +59,8 @@ def test_train_command_tells_where_it_is_and_what_the_final_table_is(tiny_ner_co
 
 def test_ctrl_c_says_where_the_last_checkpoint_is_and_how_to_resume(tiny_ner_config, tmp_path):
     out, log = tmp_path / "run", tmp_path / "stderr.txt"
-    overrides = json.dumps({"trainer": {"num_epochs": 500, "patience": 500, "checkpoint_every_updates": 1}})
+    # epochs enough that a slow poll on a loaded machine still finds the run training
+    overrides = json.dumps({"trainer": {"num_epochs": 100000, "patience": 100000, "checkpoint_every_updates": 1}})
     command = [sys.executable, "train.py", "--config_file_path", str(tiny_ner_config), "--serialization_dir", str(out),
                "--overrides", overrides]
     with open(log, "w") as stderr:
