@@ -12,7 +12,8 @@
 #               that finished run's best model tested with its classifier's threshold chosen on dev
 #               (evaluate.py --tune, what the option tune_thresholds does at the end of training): $RUNS/<run>.json
 # sampling_S    configs/biomtl.json with sampler S (uniform, proportional, temperature, annealed) for
-#               ${SAMPLING_EPOCHS:-5} epochs
+#               ${SAMPLING_EPOCHS:-5} epochs, each corpus its own group (chain ncbi__ner|jnlpba__ner|conll03__ner:
+#               the config's one task over three datasets is one group, where every sampler trains the same steps)
 # report        the tables: test figures, best epoch, seconds per epoch, and each group's share of the steps
 #
 # Runs go to ${RUNS:-runs}/<run>; a finished run is kept, an interrupted one resumed. ${THREADS:-1} thread(s) each.
@@ -76,7 +77,8 @@ for run in "$@"; do
     ade) train_run ade configs/ade.json "" "" ;;
     ade_tuned|ade_classifier_tuned) tuned "${run%_tuned}" ;;
     ade_classifier|ade_ner|ade_relation) train_run "$run" configs/ade.json "$(alone "${run#ade_}")" "" ;;
-    sampling_*) train_run "$run" configs/biomtl.json "\"sampler\": {\"type\": \"${run#sampling_}\"}, " \
+    sampling_*) train_run "$run" configs/biomtl.json \
+                  "\"chain\": \"ncbi__ner|jnlpba__ner|conll03__ner\", \"sampler\": {\"type\": \"${run#sampling_}\"}, " \
                   "\"num_epochs\": ${SAMPLING_EPOCHS:-5}, " ;;
     report) report ;;
     *) echo "unknown run $run" >&2; exit 2 ;;

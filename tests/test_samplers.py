@@ -162,3 +162,17 @@ def test_a_sampler_of_the_users_own_module_is_named_through_include(tmp_path, us
 def test_a_module_that_cannot_be_imported_is_named_by_its_include_key(tmp_path):
     with pytest.raises(ConfigError, match=r"^config: include\[1\]: cannot import 'no_such_samplers' "):
         parse_config({**two_task_config(tmp_path, {}), "include": ["json", "no_such_samplers"]})
+
+
+def test_a_sampler_with_one_group_to_draw_from_is_warned_about_with_the_chain_that_would_give_it_more(tmp_path, caplog):
+    from hmtl.training.trainer import warn_single_group
+
+    raw = two_task_config(tmp_path, {"type": "uniform"})
+    raw["tasks"] = [{"name": "ner", "type": "crf_tagger", "level": "low", "datasets": ["big", "small"]}]
+    warn_single_group(parse_config(raw))
+    assert caplog.messages == ["sampler.type 'uniform' has one group to draw from (ner): every sampler trains the same "
+                               'steps; to sample its datasets, give each its group: "chain": "big__ner|small__ner"']
+    caplog.clear()
+    for changes in ({"chain": "big__ner|small__ner"}, {"sampler": {"type": "proportional"}}):
+        warn_single_group(parse_config({**raw, **changes}))  # a group per dataset; the default sampler
+    assert caplog.messages == []

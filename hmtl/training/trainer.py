@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hmtl.config import Config
+from hmtl.config import Config, namespace
 from hmtl.data.document import Document
 from hmtl.data.loading import load_datasets
 from hmtl.device import autocast, resolve_device
@@ -100,6 +100,23 @@ def build_labels(config: Config, train_documents: dict[str, list[Document]]) -> 
 
 
 COMPLETE = "COMPLETE"  # written last into a new checkpoint folder: its presence means every file is there
+
+
+def warn_single_group(config: Config) -> None:
+    """A sampler draws among the chain's groups; with one group every sampler trains the same steps, which a user
+    asking for another sampler (to balance corpora, say) would not expect. Each dataset of a task becomes its own
+    group when the chain names its namespaces."""
+    groups = config.groups()
+    if config.sampler.type == "proportional" or len(groups) != 1:
+        return
+    (group,) = groups
+    advice = ""
+    if len(group.members) == 1 and len(group.members[0][1]) > 1:
+        task, datasets = group.members[0]
+        chain = "|".join(namespace(dataset, task) for dataset in datasets)
+        advice = f'; to sample its datasets, give each its group: "chain": "{chain}"'
+    logger.warning("sampler.type %r has one group to draw from (%s): every sampler trains the same steps%s",
+                   config.sampler.type, group.name, advice)
 
 
 def atomic_save(write, directory: Path) -> None:
@@ -254,6 +271,7 @@ class Trainer:
         self.dir = Path(serialization_dir)
         self.recover = recover
         self.metric_name, self.metric_sign = parse_validation_metric(config.trainer.validation_metric)
+        warn_single_group(config)
         self.dist.run_on_main(lambda: self._prepare_directory(force))
         try:
             if recover:
