@@ -203,20 +203,22 @@ class SentenceClassifier(Task):
         thresholds = dict(self.options.thresholds)
         for ns, pairs in decoded.items():
             names = self.labels[ns]
-
-            def score(settings: dict[str, float], metric: str) -> float:
-                scores = ClassificationScores(self.options.multi_label)
-                for prediction, instance in pairs:
-                    scores.update(self._choose(prediction.probabilities, settings), instance.target)
-                return scores.compute().get(metric, 0.0)
-
             if self.options.multi_label:
-                chosen = {label: max(candidates, key=lambda t: score({label: t}, f"f1_{label}")) for label in names}
+                chosen = {label: max(candidates, key=lambda t: self._score(pairs, {label: t}, f"f1_{label}"))
+                          for label in names}
             else:
-                chosen = {names[0]: max(candidates, key=lambda t: score({names[0]: t}, "macro_f1"))}
+                chosen = {names[0]: max(candidates, key=lambda t: self._score(pairs, {names[0]: t}, "macro_f1"))}
             thresholds[split_namespace(ns)[0]] = chosen
         self.options = self.options.model_copy(update={"thresholds": thresholds})
         return {"thresholds": thresholds}
+
+    def _score(self, pairs: list[tuple[SentencePrediction, Instance]], thresholds: dict[str, float],
+               metric: str) -> float:
+        """``metric`` of the sentences decided again with ``thresholds``."""
+        scores = ClassificationScores(self.options.multi_label)
+        for prediction, instance in pairs:
+            scores.update(self._choose(prediction.probabilities, thresholds), instance.target)
+        return scores.compute().get(metric, 0.0)
 
     def export(self, prediction: SentencePrediction, offset: int) -> dict[str, list]:
         return {"sentence_labels": [{"sentence": prediction.sentence, "labels": list(prediction.labels),
