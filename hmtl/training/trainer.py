@@ -521,8 +521,8 @@ class Trainer:
                 self.bad_epochs += 1
             record = {
                 "epoch": self.epoch,
-                "seconds": round(time.perf_counter() - started, 1),  # validation and checkpoint included
-                "train_seconds": round(trained, 1),  # the training steps alone
+                "seconds": round(time.perf_counter() - started, 3),  # validation and checkpoint included
+                "train_seconds": round(trained, 3),  # the training steps alone
                 "peak_memory_mb": peak_memory_mb(),
                 "peak_gpu_memory_mb": peak_gpu_memory_mb(self.device),
                 "updates": self.updates,  # optimizer steps so far: HMTL's "updates to the best dev score"
