@@ -124,14 +124,20 @@ class HierarchicalModel(nn.Module):
         units = heads[0][1] if units is None else units
         return Batch.of(units, heads, self.collate_tensors(units, heads)).to(self.device)
 
-    def encode(self, batch: Batch, depth: int) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
+    def encode(self, batch: Batch, depth: int,
+               shared: dict | None = None) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """Base embedding, the outputs of the first ``depth`` levels, and the token mask. A unit with several
-        sentences (a document) goes through the levels sentence by sentence."""
+        sentences (a document) goes through the levels sentence by sentence. ``shared`` (inference): the level
+        states of every sentence encoded so far, by its place in its reading; a batch whose sentences are all
+        there skips the levels (a document's coreference reads the states its sentences' heads were given)."""
         base, mask = self.embedder([u.features for u in batch.units], batch.inputs)
         # every length comes from the units on the host: reading them back from the device would stall a GPU
         # (a document's empty sentences add no words: left out of the split)
         sentence_lengths = [[n for n in u.sentence_lengths if n] if u.sentence_lengths else [u.features["length"]]
                             for u in batch.units]
+        keys = self._sentence_keys(batch.units, sentence_lengths) if shared is not None else None
+        if keys and all(len(shared.get(key, ())) >= depth for unit in keys for key in unit):
+            return base, [self._gather_shared(shared, keys, level, mask) for level in range(depth)], mask
         by_sentence = any(len(lengths) > 1 for lengths in sentence_lengths)
         lengths = torch.tensor([n for unit in sentence_lengths for n in unit])  # one per unit, or per sentence
         level_base, level_mask = self._split_sentences(base, sentence_lengths, lengths) if by_sentence else (base, mask)
@@ -142,7 +148,40 @@ class HierarchicalModel(nn.Module):
         if by_sentence:  # back to (items, T, D): each item's sentences concatenated, zero padding after
             outputs = [states.new_zeros(*mask.shape, states.size(-1)).masked_scatter(mask.unsqueeze(-1), states[level_mask])
                        for states in outputs]
+        if keys:
+            for b, (unit_keys, lengths) in enumerate(zip(keys, sentence_lengths)):
+                starts = [sum(lengths[:i]) for i in range(len(lengths))]
+                for key, start, length in zip(unit_keys, starts, lengths):
+                    if len(shared.get(key, ())) < depth:
+                        shared[key] = [states[b, start:start + length] for states in outputs]
         return base, outputs, mask
+
+    @staticmethod
+    def _sentence_keys(units: list[Instance], sentence_lengths: list[list[int]]) -> list[list[tuple]]:
+        """Each unit's sentences by their place in what the transformer read (its document, first and end word):
+        a sentence and the same sentence inside its document get one key under document reading, where their
+        embeddings are the same; a unit read alone (sentence reading) has a reading of its own, so its keys are
+        its own. With no transformer, the words are the key."""
+        keys = []
+        for unit, lengths in zip(units, sentence_lengths):
+            read, start, unit_keys = unit.features.get("read"), 0, []
+            for length in lengths:
+                if read is not None:
+                    unit_keys.append((id(read[0]), read[1] + start, read[1] + start + length))
+                else:
+                    unit_keys.append(tuple(unit.tokens[start:start + length]))
+                start += length
+            keys.append(unit_keys)
+        return keys
+
+    @staticmethod
+    def _gather_shared(shared: dict, keys: list[list[tuple]], level: int, mask: torch.Tensor) -> torch.Tensor:
+        """(items, T, D) of one level from the shared sentence states, each item's sentences concatenated."""
+        rows = [torch.cat([shared[key][level] for key in unit_keys]) for unit_keys in keys]
+        out = rows[0].new_zeros(*mask.shape, rows[0].size(-1))
+        for b, row in enumerate(rows):
+            out[b, : row.size(0)] = row
+        return out
 
     @staticmethod
     def _split_sentences(base: torch.Tensor, sentence_lengths: list[list[int]],
@@ -165,10 +204,10 @@ class HierarchicalModel(nn.Module):
         return {name: self.tasks[name].loss(outputs[self.depth(name) - 1], mask, head) for name, head in batch.heads}
 
     @torch.no_grad()
-    def decode_heads(self, batch: Batch) -> list[list]:
+    def decode_heads(self, batch: Batch, shared: dict | None = None) -> list[list]:
         """Predictions of each head of a batch (as ``forward``: one pass through the levels, each head decoding at
-        its own), in the order of ``batch.heads``."""
-        _, outputs, mask = self.encode(batch, max(self.depth(name) for name, _ in batch.heads))
+        its own), in the order of ``batch.heads``; ``shared``: as ``encode``'s."""
+        _, outputs, mask = self.encode(batch, max(self.depth(name) for name, _ in batch.heads), shared)
         return [self.tasks[name].decode(outputs[self.depth(name) - 1], mask, head) for name, head in batch.heads]
 
     def task_instances(self, documents: dict[str, list], namespaces: set[str] | None = None) -> dict[str, list[Instance]]:

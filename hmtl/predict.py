@@ -184,19 +184,23 @@ class Predictor:
 
     def _decode(self, heads: list[tuple[str, str, str]], by_namespace: dict[str, list[Instance]]) -> dict[str, dict]:
         """{head key: {id(instance): prediction}}. Heads over the same units (every sentence-level head, every
-        document-level head) are decoded together, one pass through the levels for all of them."""
+        document-level head) are decoded together, one pass through the levels for all of them; and a sentence
+        the levels read once is not read again by the other group (``HierarchicalModel.encode``'s ``shared``)."""
         groups: dict[tuple, list[tuple[str, str, list[Instance]]]] = defaultdict(list)
         for key, name, dataset in heads:
             found = by_namespace[namespace(dataset, name)]
             groups[tuple(i.source for i in found)].append((key, name, found))
         predictions: dict[str, dict] = {key: {} for key, _, _ in heads}
+        shared: dict = {}  # level states by sentence: the deepest group encodes, the others read (model.encode)
+        deepest_first = sorted(groups.values(), key=lambda members: -max(self.model.depth(n) for _, n, _ in members))
         with self.model.inference_precision():
-            for members in groups.values():
+            for members in deepest_first:
                 (_, _, first), batch_size = members[0], min(self.model.task(n).batch_size(self.batch_size) for _, n, _ in members)
                 position = {id(instance): p for p, instance in enumerate(first)}
                 for batch in make_batches(first, batch_size, length=self._length):
                     rows = [position[id(instance)] for instance in batch]
-                    decoded = self.model.decode_heads(self.model.collate([(name, [found[r] for r in rows]) for _, name, found in members]))
+                    decoded = self.model.decode_heads(
+                        self.model.collate([(name, [found[r] for r in rows]) for _, name, found in members]), shared)
                     for (key, _, found), values in zip(members, decoded):
                         predictions[key].update(zip((id(found[r]) for r in rows), values))
         return predictions

@@ -40,6 +40,33 @@ def test_document_reading_reads_each_subword_about_once_where_sentence_reading_r
     assert positions_per_subword("sentence") > 2  # every sentence alone, then the document again for coreference
 
 
+def words_the_levels_read(model: HierarchicalModel, predictor: Predictor) -> tuple[int, list]:
+    """Words the first level is given while every head predicts ``TEXT``, and the predictions."""
+    read = []
+    hook = model.levels[0].register_forward_hook(lambda module, args, output: read.append(int(args[1].sum())))
+    predictions = predictor.predict(TEXT, namespaces="all")
+    hook.remove()
+    return sum(read), predictions
+
+
+def test_the_levels_read_a_sentence_once_for_its_own_heads_and_its_documents(monkeypatch):
+    torch.manual_seed(0)
+    config = parse_config(reading_config("document"))
+    model = HierarchicalModel(config, build_labels(config, {"toy": [Document("d", [["Ada", "."]])]}))
+    predictor = Predictor(model)
+    words = sum(len(sentence) for sentence in predictor.documents([TEXT])[0].sentences)
+    shared_words, shared = words_the_levels_read(model, predictor)
+    assert shared_words == words  # the sentence heads' pass; coreference's documents read its states
+    encode = HierarchicalModel.encode
+    monkeypatch.setattr(HierarchicalModel, "encode", lambda self, batch, depth, shared=None: encode(self, batch, depth))
+    alone_words, alone = words_the_levels_read(model, predictor)
+    assert alone_words == 2 * words and json.dumps(alone) == json.dumps(shared)  # the same states either way
+    monkeypatch.undo()
+    config = parse_config(reading_config("sentence"))  # a sentence read alone is not its document's sentence
+    model = HierarchicalModel(config, build_labels(config, {"toy": [Document("d", [["Ada", "."]])]}))
+    assert words_the_levels_read(model, Predictor(model))[0] == 2 * words
+
+
 def test_coreference_and_a_sentence_task_train_together_on_a_document_longer_than_a_window():
     torch.manual_seed(0)
     sentences = [["Ada", "Lovelace", "wrote", "the", "notes", "on", "the", "engine", "."], ["She", "lived", "in", "London", "."]] * 40

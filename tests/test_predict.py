@@ -44,7 +44,7 @@ def test_a_list_of_texts_is_batched_and_equals_one_call_per_text(predictor):
 def test_sentences_of_many_documents_share_batches(predictor, monkeypatch):
     calls = []
     original = predictor.model.decode_heads
-    monkeypatch.setattr(predictor.model, "decode_heads", lambda batch: calls.append(len(batch.units)) or original(batch))
+    monkeypatch.setattr(predictor.model, "decode_heads", lambda batch, shared=None: calls.append(len(batch.units)) or original(batch, shared))
     predictor.predict(["Paris is in France."] * 5 + [TEXT] * 3)
     assert calls == [14]  # 5 + 3 x 3 sentences in one batch of up to 32
 
