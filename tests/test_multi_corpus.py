@@ -167,10 +167,10 @@ def test_chain_joins_tasks_on_one_batch_and_one_pass(tmp_path, monkeypatch):
         steps.append(({t: [i.source for i in b.instances] for t, b in batch.heads}, []))
         return forward(self, batch)
 
-    def counting_encode(batch, depth):
+    def counting_encode(batch, depth, shared=None):
         if steps:
             steps[-1][1].append(depth)
-        return encode(batch, depth)
+        return encode(batch, depth, shared)
 
     monkeypatch.setattr(trainer.model, "encode", counting_encode)
     monkeypatch.setattr(type(trainer.model), "forward", counting_forward)
