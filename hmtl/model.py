@@ -135,9 +135,10 @@ class HierarchicalModel(nn.Module):
         # (a document's empty sentences add no words: left out of the split)
         sentence_lengths = [[n for n in u.sentence_lengths if n] if u.sentence_lengths else [u.features["length"]]
                             for u in batch.units]
-        keys = self._sentence_keys(batch.units, sentence_lengths) if shared is not None else None
-        if keys and all(len(shared.get(key, ())) >= depth for unit in keys for key in unit):
-            return base, [self._gather_shared(shared, keys, level, mask) for level in range(depth)], mask
+        places = self._sentence_places(batch.units, sentence_lengths) if shared is not None else None
+        if places and all(len(shared.get(key, ())) >= depth for unit in places for key, _, _ in unit):
+            return base, [self._join_sentences(torch.cat([shared[key][level] for unit in places for key, _, _ in unit]), mask)
+                          for level in range(depth)], mask
         by_sentence = any(len(lengths) > 1 for lengths in sentence_lengths)
         lengths = torch.tensor([n for unit in sentence_lengths for n in unit])  # one per unit, or per sentence
         level_base, level_mask = self._split_sentences(base, sentence_lengths, lengths) if by_sentence else (base, mask)
@@ -146,42 +147,35 @@ class HierarchicalModel(nn.Module):
             inputs = level_base if not outputs else torch.cat([level_base, outputs[-1]], dim=-1)
             outputs.append(level(inputs, level_mask, lengths))
         if by_sentence:  # back to (items, T, D): each item's sentences concatenated, zero padding after
-            outputs = [states.new_zeros(*mask.shape, states.size(-1)).masked_scatter(mask.unsqueeze(-1), states[level_mask])
-                       for states in outputs]
-        if keys:
-            for b, (unit_keys, lengths) in enumerate(zip(keys, sentence_lengths)):
-                starts = [sum(lengths[:i]) for i in range(len(lengths))]
-                for key, start, length in zip(unit_keys, starts, lengths):
-                    if len(shared.get(key, ())) < depth:
-                        shared[key] = [states[b, start:start + length] for states in outputs]
+            outputs = [self._join_sentences(states[level_mask], mask) for states in outputs]
+        for b, unit in enumerate(places or ()):
+            for key, start, length in unit:
+                if len(shared.get(key, ())) < depth:
+                    shared[key] = [states[b, start:start + length] for states in outputs]
         return base, outputs, mask
 
     @staticmethod
-    def _sentence_keys(units: list[Instance], sentence_lengths: list[list[int]]) -> list[list[tuple]]:
-        """Each unit's sentences by their place in what the transformer read (its document, first and end word):
-        a sentence and the same sentence inside its document get one key under document reading, where their
-        embeddings are the same; a unit read alone (sentence reading) has a reading of its own, so its keys are
-        its own. With no transformer, the words are the key."""
-        keys = []
-        for unit, lengths in zip(units, sentence_lengths):
-            read, start, unit_keys = unit.features.get("read"), 0, []
-            for length in lengths:
-                if read is not None:
-                    unit_keys.append((id(read[0]), read[1] + start, read[1] + start + length))
-                else:
-                    unit_keys.append(tuple(unit.tokens[start:start + length]))
-                start += length
-            keys.append(unit_keys)
-        return keys
+    def _join_sentences(words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(words, D) states of every item's words, item after item -> (items, T, D), zero padding after."""
+        return words.new_zeros(*mask.shape, words.size(-1)).masked_scatter(mask.unsqueeze(-1), words)
 
     @staticmethod
-    def _gather_shared(shared: dict, keys: list[list[tuple]], level: int, mask: torch.Tensor) -> torch.Tensor:
-        """(items, T, D) of one level from the shared sentence states, each item's sentences concatenated."""
-        rows = [torch.cat([shared[key][level] for key in unit_keys]) for unit_keys in keys]
-        out = rows[0].new_zeros(*mask.shape, rows[0].size(-1))
-        for b, row in enumerate(rows):
-            out[b, : row.size(0)] = row
-        return out
+    def _sentence_places(units: list[Instance], sentence_lengths: list[list[int]]) -> list[list[tuple]]:
+        """Each unit's sentences as (key, first word in the unit, length). The key is the sentence's place in what
+        the transformer read (its document, first and end word): a sentence and the same sentence inside its
+        document get one key under document reading, where their embeddings are the same; a unit read alone
+        (sentence reading) has a reading of its own, so its keys are its own. With no transformer, the words are
+        the key."""
+        places = []
+        for unit, lengths in zip(units, sentence_lengths):
+            read, start, unit_places = unit.features.get("read"), 0, []
+            for length in lengths:
+                key = ((id(read[0]), read[1] + start, read[1] + start + length) if read is not None
+                       else tuple(unit.tokens[start:start + length]))
+                unit_places.append((key, start, length))
+                start += length
+            places.append(unit_places)
+        return places
 
     @staticmethod
     def _split_sentences(base: torch.Tensor, sentence_lengths: list[list[int]],
